@@ -8,7 +8,7 @@ VAR="$ROOT/var"
 VENV="$ROOT/.venv"
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_PORT="${FIREGRID_PG_PORT:-55432}"
-APT_PACKAGES=(postgresql-15 postgresql-15-postgis-3 mosquitto chromium fonts-wqy-zenhei nodejs npm python3-venv)
+APT_PACKAGES=(gettext postgresql-15 postgresql-15-postgis-3 mosquitto chromium fonts-wqy-zenhei nodejs npm python3-venv)
 
 log() { printf '[firegrid] %s\n' "$*" >&2; }
 fail() { printf '[firegrid] error: %s\n' "$*" >&2; exit 1; }
