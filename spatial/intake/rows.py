@@ -1,0 +1,268 @@
+"""Row checks and normalisation of an export, vectorised over the whole table.
+
+Each row ends in exactly one of three places: the ticket frame (possibly
+flagged: no location, invalid coordinates, outside the study area), the
+problem list (rejected with its row number, column and reason), or a count
+of rows merged into another (unit rows of one fire call).
+"""
+import re
+
+import numpy as np
+import pandas as pd
+from django.utils.translation import gettext as _
+
+from spatial import coords
+from spatial.models import TicketSource, TicketStatus
+from spatial.normalize import clean_identifier, normalize_address, normalize_text_series, parse_datetimes, parse_floats
+from spatial.taxonomy import KEYWORD_RULES, Category, resolve_category
+
+# Header row is row 1, so the first data row is row 2 (its line in a CSV
+# file unless a quoted field spans lines).
+FIRST_DATA_ROW = 2
+
+_LOCATION_PAIR = re.compile(r"^\(?\s*(?P<lat>[-+]?\d+(?:\.\d+)?)\s*,\s*(?P<lng>[-+]?\d+(?:\.\d+)?)\s*\)?$")
+_SOURCE_WORDS = (
+    (TicketSource.IOT_ALARM, ("物联网", "iot", "传感", "感知")),
+    (TicketSource.INSPECTION, ("巡查", "巡检", "网格员", "inspection")),
+    (TicketSource.HOTLINE, ("12345", "热线", "hotline", "phone", "web")),
+)
+
+
+def reason_text(code, **values):
+    """Return the user-facing text of a reject or flag code."""
+    texts = {
+        "missing_id": _("缺少工单编号"),
+        "duplicate_id": _("工单编号重复,首次出现在第 %(first_row)s 行"),
+        "missing_received": _("缺少受理时间"),
+        "bad_received": _("受理时间无法识别"),
+        "bad_closed": _("办结时间无法识别"),
+        "closed_before_received": _("办结时间早于受理时间"),
+        "unknown_crs": _("坐标系无法识别,可用 WGS84、GCJ-02、BD-09"),
+        "no_location": _("无可用位置(保留,不落图)"),
+        "bad_coordinates": _("坐标无效(保留,不落图)"),
+        "outside_study_area": _("位置超出研究区(保留并标记)"),
+        "merged_unit_rows": _("同一警情的出动单位行(已合并)"),
+        "already_imported": _("此前已导入(跳过)"),
+    }
+    return texts[code] % values if values else texts[code]
+
+
+class RowProblems:
+    """Rejected rows collected as (row, column, value, code, message)."""
+
+    def __init__(self):
+        self._parts = []
+
+    def add(self, mask, rows, column, values, code, messages=None):
+        if not mask.any():
+            return
+        part = pd.DataFrame({
+            "row": rows[mask],
+            "column": column or "",
+            "value": values[mask] if values is not None else "",
+            "code": code,
+            "message": messages[mask] if messages is not None else reason_text(code),
+        })
+        self._parts.append(part)
+
+    def frame(self):
+        if not self._parts:
+            return pd.DataFrame(columns=["row", "column", "value", "code", "message"])
+        return pd.concat(self._parts, ignore_index=True).sort_values(["row", "code"], kind="stable")
+
+
+def _column(frame, columns, name):
+    header = columns.get(name)
+    if header is None:
+        return pd.Series("", index=frame.index, dtype="string")
+    return frame[header].astype("string").fillna("")
+
+
+def _parse_location(frame, columns):
+    """Return lat, lng float arrays and a 'some value was given' mask."""
+    if "lat" in columns and "lng" in columns:
+        lat_text = _column(frame, columns, "lat").str.strip()
+        lng_text = _column(frame, columns, "lng").str.strip()
+        lat = parse_floats(lat_text).to_numpy()
+        lng = parse_floats(lng_text).to_numpy()
+        given = (lat_text.ne("") | lng_text.ne("")).to_numpy()
+        if "location" in columns:
+            pair_lat, pair_lng, pair_given = _parse_location_pairs(_column(frame, columns, "location"))
+            fill = ~coords.usable_location_mask(lat, lng) & coords.usable_location_mask(pair_lat, pair_lng)
+            lat = np.where(fill, pair_lat, lat)
+            lng = np.where(fill, pair_lng, lng)
+            given |= pair_given
+        return lat, lng, given
+    if "location" in columns:
+        return _parse_location_pairs(_column(frame, columns, "location"))
+    empty = np.full(len(frame), np.nan)
+    return empty, empty.copy(), np.zeros(len(frame), dtype=bool)
+
+
+def _parse_location_pairs(series):
+    text = normalize_text_series(series)
+    parts = text.str.extract(_LOCATION_PAIR)
+    lat = pd.to_numeric(parts["lat"], errors="coerce").to_numpy(dtype="float64")
+    lng = pd.to_numeric(parts["lng"], errors="coerce").to_numpy(dtype="float64")
+    return lat, lng, text.ne("").to_numpy()
+
+
+def _classify(raw_type, description):
+    """Assign keyword categories to a whole column; the first matching rule wins."""
+    text = (raw_type + " " + description).str.lower()
+    category = pd.Series(Category.OTHER.value, index=text.index, dtype="string")
+    for rule_category, keywords in reversed(KEYWORD_RULES):
+        pattern = "|".join(re.escape(keyword.lower()) for keyword in keywords)
+        category[text.str.contains(pattern, regex=True)] = rule_category.value
+    return category
+
+
+def _map_source(series, default):
+    lowered = normalize_text_series(series).str.lower()
+    result = pd.Series(default, index=series.index, dtype="string")
+    for source, words in reversed(_SOURCE_WORDS):
+        pattern = "|".join(re.escape(word) for word in words)
+        result[lowered.str.contains(pattern, regex=True)] = source.value
+    return result
+
+
+def _map_status(series, closed_at, status_values):
+    lookup = {key.lower(): value for key, value in status_values.items()}
+    given = normalize_text_series(series).str.lower().map(lookup).astype("string")
+    derived = pd.Series(np.where(closed_at.notna(), TicketStatus.CLOSED.value, TicketStatus.RECEIVED.value),
+                        index=series.index, dtype="string")
+    return given.fillna(derived).astype("string")
+
+
+def prepare_rows(frame, profile, columns, *, study_area, res_fine, res_coarse):
+    """Check and normalise an export.
+
+    Parameters
+    ----------
+    frame : DataFrame of str, as read
+    profile : Profile
+    columns : dict field -> header, from ``resolve_columns``
+    study_area : (min_lng, min_lat, max_lng, max_lat) in WGS84 degrees
+    res_fine, res_coarse : int, H3 resolutions of the two cell columns
+
+    Returns
+    -------
+    (tickets, problems, counts) : the accepted rows with model fields, the
+    rejected rows, and flag counts by code.
+    """
+    rows = pd.Series(np.arange(len(frame)) + FIRST_DATA_ROW, index=frame.index)
+    problems = RowProblems()
+    rejected = pd.Series(False, index=frame.index)
+    counts = {}
+
+    external_id = clean_identifier(_column(frame, columns, "external_id"))
+    missing_id = external_id.eq("")
+    problems.add(missing_id, rows, columns["external_id"], None, "missing_id")
+    rejected |= missing_id
+
+    received_text = _column(frame, columns, "received_at")
+    received_at, bad_received = parse_datetimes(received_text, profile.timezone)
+    missing_received = received_text.str.strip().eq("")
+    problems.add(missing_received, rows, columns["received_at"], None, "missing_received")
+    problems.add(bad_received, rows, columns["received_at"], received_text, "bad_received")
+    rejected |= missing_received | bad_received
+
+    closed_text = _column(frame, columns, "closed_at")
+    closed_at, bad_closed = parse_datetimes(closed_text, profile.timezone)
+    problems.add(bad_closed, rows, columns.get("closed_at"), closed_text, "bad_closed")
+    rejected |= bad_closed
+    closed_early = (closed_at < received_at).fillna(False).astype(bool)
+    problems.add(closed_early, rows, columns.get("closed_at"), closed_text, "closed_before_received")
+    rejected |= closed_early
+
+    crs_text = _column(frame, columns, "crs").str.strip()
+    crs = crs_text.map(lambda value: coords.parse_crs(value) if value else profile.crs)
+    unknown_crs = crs.isna()
+    problems.add(unknown_crs, rows, columns.get("crs"), crs_text, "unknown_crs")
+    rejected |= unknown_crs
+
+    # Duplicates are judged among rows that are otherwise valid, so a
+    # rejected first occurrence does not hide a good second one.
+    candidates = ~rejected
+    if profile.duplicates == "merge":
+        order = received_at[candidates].sort_values(kind="stable").index
+        repeated = external_id[order].duplicated(keep="first")
+        merged = pd.Series(False, index=frame.index)
+        merged[repeated[repeated].index] = True
+        counts["merged_unit_rows"] = int(merged.sum())
+        rejected |= merged
+    else:
+        valid_ids = external_id[candidates]
+        repeated = valid_ids.duplicated(keep="first")
+        if repeated.any():
+            first_row = rows[candidates].groupby(valid_ids.to_numpy()).transform("first")
+            duplicate = pd.Series(False, index=frame.index)
+            duplicate[repeated[repeated].index] = True
+            messages = pd.Series("", index=frame.index, dtype="object")
+            messages[duplicate] = [reason_text("duplicate_id", first_row=row) for row in first_row[repeated]]
+            problems.add(duplicate, rows, columns["external_id"], external_id, "duplicate_id", messages)
+            rejected |= duplicate
+
+    keep = ~rejected.to_numpy()
+    kept = frame.index[keep]
+
+    lat, lng, given = _parse_location(frame, columns)
+    lat, lng, given = lat[keep], lng[keep], given[keep]
+    usable = coords.usable_location_mask(lat, lng)
+    zero_pair = (lat == 0) & (lng == 0)
+    counts["no_location"] = int((~usable & (~given | zero_pair)).sum())
+    counts["bad_coordinates"] = int((~usable & given & ~zero_pair).sum())
+    orig_lat = np.where(usable, lat, np.nan)
+    orig_lng = np.where(usable, lng, np.nan)
+    row_crs = crs[kept].to_numpy(dtype=object)
+    wgs_lat, wgs_lng = coords.to_wgs84(orig_lat, orig_lng, row_crs)
+    outside = usable & ~coords.inside_bbox(wgs_lat, wgs_lng, study_area)
+    counts["outside_study_area"] = int(outside.sum())
+
+    h3_fine = coords.h3_cells(wgs_lat, wgs_lng, res_fine)
+    h3_coarse = coords.h3_parents(h3_fine, res_coarse)
+
+    raw_type = _column(frame, columns, "raw_type")
+    if profile.raw_type_columns:
+        present = [header for header in profile.raw_type_columns if header in frame.columns]
+        if present:
+            raw_type = frame[present].astype("string").fillna("").agg(" / ".join, axis=1)
+    raw_type = normalize_text_series(raw_type[kept])
+    description = normalize_text_series(_column(frame, columns, "description")[kept])
+    category = _classify(raw_type, description)
+    if "category" in columns:
+        given_category = _column(frame, columns, "category")[kept].map(resolve_category)
+        category = given_category.astype("string").fillna(category)
+
+    address = normalize_text_series(_column(frame, columns, "address")[kept])
+    distinct_addresses = {value: normalize_address(value) for value in address.unique()}
+
+    tickets = pd.DataFrame({
+        "row": rows[kept].to_numpy(),
+        "external_id": external_id[kept].to_numpy(),
+        "source": _map_source(_column(frame, columns, "source")[kept], profile.source).to_numpy()
+        if "source" in columns else profile.source,
+        "received_at": received_at[kept].to_numpy(),
+        "closed_at": closed_at[kept].to_numpy(),
+        "status": _map_status(_column(frame, columns, "status")[kept], closed_at[kept],
+                              profile.status_values).to_numpy(),
+        "category": category.to_numpy(),
+        "raw_type": raw_type.str.slice(0, 500).to_numpy(),
+        "description": description.to_numpy(),
+        "address": address.str.slice(0, 500).to_numpy(),
+        "address_normalized": address.map(distinct_addresses).str.slice(0, 500).to_numpy(),
+        "lat": wgs_lat,
+        "lng": wgs_lng,
+        "orig_lat": orig_lat,
+        "orig_lng": orig_lng,
+        "orig_crs": np.where(usable, row_crs, ""),
+        "outside_study_area": outside,
+        "h3_fine": h3_fine,
+        "h3_coarse": h3_coarse,
+        "department": normalize_text_series(_column(frame, columns, "department")[kept]).str.slice(0, 200).to_numpy(),
+        "complainant_name": normalize_text_series(_column(frame, columns, "complainant_name")[kept])
+        .str.slice(0, 100).to_numpy(),
+        "complainant_phone": normalize_text_series(_column(frame, columns, "complainant_phone")[kept])
+        .str.slice(0, 40).to_numpy(),
+    })
+    return tickets, problems.frame(), counts
