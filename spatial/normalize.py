@@ -53,19 +53,28 @@ def _parse_chinese_datetime(text):
         return pd.NaT
     parts = match.groupdict()
     hour = int(parts["hour"] or 0)
+    next_day = False
     if parts["period"] in _AFTERNOON_PERIODS and hour < 12:
         hour += 12
     elif parts["period"] == "中午" and hour < 11:
         hour += 12
+    elif parts["period"] == "晚上" and hour == 12:
+        # 晚上12点 is the midnight that ends the day, not noon.
+        hour, next_day = 0, True
+    elif parts["period"] == "凌晨" and hour == 12:
+        hour = 0
     second = float(parts["second"] or 0)
     try:
-        return pd.Timestamp(
+        parsed = pd.Timestamp(
             year=int(parts["year"]), month=int(parts["month"]), day=int(parts["day"]),
             hour=hour, minute=int(parts["minute"] or 0), second=int(second),
             microsecond=int(round((second % 1) * 1_000_000)),
         )
     except ValueError:
         return pd.NaT
+    if next_day:
+        parsed += pd.Timedelta(days=1)
+    return parsed
 
 
 def _parse_naive(values):
@@ -123,6 +132,6 @@ def parse_floats(series):
 
 
 def clean_identifier(series):
-    """Normalise ticket numbers: NFKC, no spaces, and no '.0' left by a spreadsheet's float cells."""
+    """Normalise ticket numbers: NFKC, no spaces, and no '.0' or '.00' left by a spreadsheet's float cells."""
     values = normalize_text_series(series).str.replace(_WHITESPACE, "", regex=True)
-    return values.str.replace(r"^(\d+)\.0$", r"\1", regex=True)
+    return values.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
