@@ -5,6 +5,8 @@ coordinates, which sit 300-600 m off WGS84. prcoords (public domain)
 implements both offsets and their iterative inverses to about 1e-9 degrees;
 it only shifts points inside China, as the offsets themselves do.
 """
+import unicodedata
+
 import numpy as np
 import prcoords
 from h3.api import basic_int as h3_int
@@ -22,10 +24,15 @@ _CRS_ALIASES = {
 
 
 def parse_crs(value):
-    """Return the CoordSystem named by a user value such as 'GCJ-02' or '百度', or None if unknown."""
+    """Return the CoordSystem named by a user value such as 'GCJ-02', 'ＧＣＪ－０２' or '百度', or None if unknown.
+
+    The value is NFKC-folded, because Chinese exports often write it in full-width letters,
+    and spaces are ignored ('WGS 84').
+    """
     if value is None:
         return None
-    return _CRS_ALIASES.get(str(value).strip().lower())
+    key = "".join(unicodedata.normalize("NFKC", str(value)).split()).lower()
+    return _CRS_ALIASES.get(key)
 
 
 def usable_location_mask(lat, lng):
