@@ -7,8 +7,11 @@ it only shifts points inside China, as the offsets themselves do.
 """
 import unicodedata
 
+import unicodedata
+
 import numpy as np
 import prcoords
+from django.utils.translation import gettext as _
 from h3.api import basic_int as h3_int
 
 from spatial.models import CoordSystem
@@ -73,12 +76,15 @@ def to_wgs84(lat, lng, crs):
 
 def parse_bbox(text):
     """Parse 'min_lng,min_lat,max_lng,max_lat' into a tuple of floats; raise ValueError when invalid."""
-    parts = [float(part) for part in str(text).split(",")]
+    try:
+        parts = [float(part) for part in str(text).split(",")]
+    except ValueError:
+        parts = []
     if len(parts) != 4:
-        raise ValueError(f"study area {text!r} must have 4 numbers: min_lng,min_lat,max_lng,max_lat")
+        raise ValueError(_("研究区 %(text)s 应为 4 个数:min_lng,min_lat,max_lng,max_lat") % {"text": text})
     min_lng, min_lat, max_lng, max_lat = parts
     if not (-180 <= min_lng < max_lng <= 180 and -90 <= min_lat < max_lat <= 90):
-        raise ValueError(f"study area {text!r} is not a valid min_lng,min_lat,max_lng,max_lat box in degrees")
+        raise ValueError(_("研究区 %(text)s 不是有效的经纬度范围 min_lng,min_lat,max_lng,max_lat") % {"text": text})
     return min_lng, min_lat, max_lng, max_lat
 
 

@@ -133,5 +133,11 @@ def parse_floats(series):
 
 def clean_identifier(series):
     """Normalise ticket numbers: NFKC, no spaces, and no '.0' or '.00' left by a spreadsheet's float cells."""
-    values = normalize_text_series(series).str.replace(_WHITESPACE, "", regex=True)
-    return values.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
+    values = normalize_text_series(series).str.replace(r"\s+", "", regex=True)
+    # A match-and-slice instead of a regex with a back-reference, which
+    # pandas would run in Python once per value.
+    float_cells = values.str.fullmatch(r"\d+\.0+")
+    if float_cells.any():
+        values = values.copy()
+        values[float_cells] = values[float_cells].str.replace(r"\.0+$", "", regex=True)
+    return values

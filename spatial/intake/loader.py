@@ -66,7 +66,7 @@ def _to_arrow(tickets, source_system, batch_id):
         return pa.array(np.asarray(values, dtype="int64"), mask=np.asarray(values) == 0)
 
     def text(values):
-        return pa.array(pd.Series(values, dtype="string").fillna("").to_numpy(dtype=object), type=pa.string())
+        return pa.array(pd.Series(values, dtype="string").fillna("").array, type=pa.string())
 
     def timestamps(values):
         return pa.array(pd.Series(values).dt.tz_convert("UTC").astype("datetime64[us, UTC]"))
@@ -142,6 +142,11 @@ def copy_tickets(tickets, source_system, batch_id, progress=True):
                     copy.write(sink.getvalue())
                     bar.update(chunk.num_rows)
 
+        if dropped:
+            # Django's foreign keys are deferred; their pending checks must run
+            # before PostgreSQL lets the table's indexes be rebuilt.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         for name, definition in dropped:
             cursor.execute(definition)
         if rebuild:

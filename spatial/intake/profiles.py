@@ -17,6 +17,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.utils.translation import gettext as _
+
 from spatial.coords import parse_crs
 from spatial.exceptions import MappingError
 from spatial.models import TicketSource
@@ -135,40 +137,45 @@ def load_mapping_file(path):
     """Read a TOML or JSON mapping file into a Profile; raise MappingError naming the problem."""
     path = Path(path)
     if not path.is_file():
-        raise MappingError(f"{path}: mapping file not found")
+        raise MappingError(_("%(path)s:映射文件不存在") % {"path": path})
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(path.read_text(encoding="utf-8"))
         else:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
-        raise MappingError(f"{path}: invalid mapping file ({error})") from None
+        raise MappingError(_("%(path)s:映射文件无效(%(error)s)") % {"path": path, "error": error}) from None
     if not isinstance(data, dict) or not isinstance(data.get("columns"), dict):
-        raise MappingError(f"{path}: a mapping file needs a 'columns' table of field = [header names]")
+        raise MappingError(_("%(path)s:映射文件需要 columns 表,格式为 字段 = [表头名称]") % {"path": path})
 
     unknown = sorted(set(data["columns"]) - set(FIELDS))
     if unknown:
-        raise MappingError(f"{path}: unknown field(s) {', '.join(unknown)}; fields are {', '.join(FIELDS)}")
+        raise MappingError(_("%(path)s:未知字段 %(unknown)s;可用字段:%(fields)s")
+                           % {"path": path, "unknown": ", ".join(unknown), "fields": ", ".join(FIELDS)})
     columns = {}
     for field_name, headers in data["columns"].items():
         headers = [headers] if isinstance(headers, str) else headers
         if not isinstance(headers, list) or not all(isinstance(header, str) for header in headers):
-            raise MappingError(f"{path}: columns.{field_name} must be a header name or a list of them")
+            raise MappingError(_("%(path)s:columns.%(field)s 应为一个表头名称或名称列表")
+                               % {"path": path, "field": field_name})
         columns[field_name] = headers
 
     allowed = {"source_system", "timezone", "crs", "source", "raw_type_columns", "duplicates", "study_area",
                "description", "status_values", "columns", "name"}
     extra = sorted(set(data) - allowed)
     if extra:
-        raise MappingError(f"{path}: unknown key(s) {', '.join(extra)}; allowed are {', '.join(sorted(allowed))}")
+        raise MappingError(_("%(path)s:未知配置项 %(extra)s;可用:%(allowed)s")
+                           % {"path": path, "extra": ", ".join(extra), "allowed": ", ".join(sorted(allowed))})
     if not str(data.get("source_system", "")).strip():
-        raise MappingError(f"{path}: 'source_system' is missing; name the system the ticket numbers come from")
+        raise MappingError(_("%(path)s:缺少 source_system;请填写工单编号所属的系统名") % {"path": path})
     if parse_crs(data.get("crs", "wgs84")) is None:
-        raise MappingError(f"{path}: unknown crs {data.get('crs')!r}; use wgs84, gcj02 or bd09")
+        raise MappingError(_("%(path)s:未知坐标系 %(crs)s;可用 wgs84、gcj02、bd09")
+                           % {"path": path, "crs": data.get("crs")})
     if data.get("duplicates", "reject") not in {"reject", "merge"}:
-        raise MappingError(f"{path}: duplicates must be 'reject' or 'merge'")
+        raise MappingError(_("%(path)s:duplicates 只能是 reject 或 merge") % {"path": path})
     if data.get("source", TicketSource.HOTLINE) not in TicketSource.values:
-        raise MappingError(f"{path}: source must be one of {', '.join(TicketSource.values)}")
+        raise MappingError(_("%(path)s:source 只能是 %(choices)s")
+                           % {"path": path, "choices": ", ".join(TicketSource.values)})
     return Profile(
         name=str(data.get("name", path.stem)),
         source_system=str(data["source_system"]).strip(),
@@ -202,12 +209,11 @@ def resolve_columns(profile, headers, path):
                 break
     missing = [name for name in REQUIRED_FIELDS if name not in resolved]
     if missing:
-        wanted = "; ".join(f"{name}: one of {', '.join(profile.columns.get(name, [])) or '(none)'}"
-                           for name in missing)
+        wanted = "; ".join(f"{name}: {' / '.join(profile.columns.get(name, [])) or '-'}" for name in missing)
         raise MappingError(
-            f"{path}: profile '{profile.name}' finds no column for {wanted}. "
-            f"The file's headers are: {', '.join(map(str, headers))}. "
-            "Choose another --profile or pass --mapping FILE."
+            _("%(path)s:映射方案 %(profile)s 找不到必需的列(%(wanted)s)。文件表头为:%(headers)s。"
+              "请换用其他 --profile,或用 --mapping 指定映射文件。")
+            % {"path": path, "profile": profile.name, "wanted": wanted, "headers": ", ".join(map(str, headers))}
         )
     has_pair = "lat" in resolved and "lng" in resolved
     if not has_pair and "location" not in resolved:

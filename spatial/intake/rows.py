@@ -83,15 +83,18 @@ def _parse_location(frame, columns):
     if "lat" in columns and "lng" in columns:
         lat_text = _column(frame, columns, "lat").str.strip()
         lng_text = _column(frame, columns, "lng").str.strip()
-        lat = parse_floats(lat_text).to_numpy()
-        lng = parse_floats(lng_text).to_numpy()
+        lat = parse_floats(lat_text).to_numpy(dtype="float64", copy=True)
+        lng = parse_floats(lng_text).to_numpy(dtype="float64", copy=True)
         given = (lat_text.ne("") | lng_text.ne("")).to_numpy()
         if "location" in columns:
-            pair_lat, pair_lng, pair_given = _parse_location_pairs(_column(frame, columns, "location"))
-            fill = ~coords.usable_location_mask(lat, lng) & coords.usable_location_mask(pair_lat, pair_lng)
-            lat = np.where(fill, pair_lat, lat)
-            lng = np.where(fill, pair_lng, lng)
-            given |= pair_given
+            # The "(lat, lng)" column only fills rows whose pair is unusable.
+            location = _column(frame, columns, "location")
+            fallback = ~coords.usable_location_mask(lat, lng) & location.ne("").to_numpy()
+            if fallback.any():
+                pair_lat, pair_lng, _pair_given = _parse_location_pairs(location[fallback])
+                lat[fallback] = np.where(coords.usable_location_mask(pair_lat, pair_lng), pair_lat, lat[fallback])
+                lng[fallback] = np.where(coords.usable_location_mask(pair_lat, pair_lng), pair_lng, lng[fallback])
+                given |= fallback
         return lat, lng, given
     if "location" in columns:
         return _parse_location_pairs(_column(frame, columns, "location"))
@@ -226,7 +229,8 @@ def prepare_rows(frame, profile, columns, *, study_area, res_fine, res_coarse):
     if profile.raw_type_columns:
         present = [header for header in profile.raw_type_columns if header in frame.columns]
         if present:
-            raw_type = frame[present].astype("string").fillna("").agg(" / ".join, axis=1)
+            parts = [frame[header].astype("string").fillna("") for header in present]
+            raw_type = parts[0].str.cat(parts[1:], sep=" / ") if len(parts) > 1 else parts[0]
     raw_type = normalize_text_series(raw_type[kept])
     description = normalize_text_series(_column(frame, columns, "description")[kept])
     category = _classify(raw_type, description)
@@ -237,20 +241,33 @@ def prepare_rows(frame, profile, columns, *, study_area, res_fine, res_coarse):
     address = normalize_text_series(_column(frame, columns, "address")[kept])
     distinct_addresses = {value: normalize_address(value) for value in address.unique()}
 
+    def aligned(series, max_length=None):
+        # Arrow-backed string Series stay Arrow end to end; numpy object
+        # arrays would cost a copy of every string twice.
+        series = series.reset_index(drop=True)
+        return series.str.slice(0, max_length) if max_length else series
+
+    def text_column(field_name, max_length):
+        return aligned(normalize_text_series(_column(frame, columns, field_name)[kept]), max_length)
+
+    if "source" in columns:
+        source = aligned(_map_source(_column(frame, columns, "source")[kept], profile.source))
+    else:
+        source = pd.Series(profile.source, index=range(len(kept)), dtype="string")
+    status = _map_status(_column(frame, columns, "status")[kept], closed_at[kept], profile.status_values)
+
     tickets = pd.DataFrame({
         "row": rows[kept].to_numpy(),
-        "external_id": external_id[kept].to_numpy(),
-        "source": _map_source(_column(frame, columns, "source")[kept], profile.source).to_numpy()
-        if "source" in columns else profile.source,
-        "received_at": received_at[kept].to_numpy(),
-        "closed_at": closed_at[kept].to_numpy(),
-        "status": _map_status(_column(frame, columns, "status")[kept], closed_at[kept],
-                              profile.status_values).to_numpy(),
-        "category": category.to_numpy(),
-        "raw_type": raw_type.str.slice(0, 500).to_numpy(),
-        "description": description.to_numpy(),
-        "address": address.str.slice(0, 500).to_numpy(),
-        "address_normalized": address.map(distinct_addresses).str.slice(0, 500).to_numpy(),
+        "external_id": aligned(external_id[kept]),
+        "source": source,
+        "received_at": aligned(received_at[kept]),
+        "closed_at": aligned(closed_at[kept]),
+        "status": aligned(status),
+        "category": aligned(category),
+        "raw_type": aligned(raw_type, 500),
+        "description": aligned(description),
+        "address": aligned(address, 500),
+        "address_normalized": aligned(address.map(distinct_addresses), 500),
         "lat": wgs_lat,
         "lng": wgs_lng,
         "orig_lat": orig_lat,
@@ -259,10 +276,8 @@ def prepare_rows(frame, profile, columns, *, study_area, res_fine, res_coarse):
         "outside_study_area": outside,
         "h3_fine": h3_fine,
         "h3_coarse": h3_coarse,
-        "department": normalize_text_series(_column(frame, columns, "department")[kept]).str.slice(0, 200).to_numpy(),
-        "complainant_name": normalize_text_series(_column(frame, columns, "complainant_name")[kept])
-        .str.slice(0, 100).to_numpy(),
-        "complainant_phone": normalize_text_series(_column(frame, columns, "complainant_phone")[kept])
-        .str.slice(0, 40).to_numpy(),
+        "department": text_column("department", 200),
+        "complainant_name": text_column("complainant_name", 100),
+        "complainant_phone": text_column("complainant_phone", 40),
     })
     return tickets, problems.frame(), counts
