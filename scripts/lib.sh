@@ -95,10 +95,12 @@ ensure_database() {
   local psql=("$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qAt)
   # PostGIS in template1 gives the test database the extension as well.
   "${psql[@]}" -d template1 -c "CREATE EXTENSION IF NOT EXISTS postgis" >/dev/null
-  if [[ "$("${psql[@]}" -d postgres -c "SELECT 1 FROM pg_database WHERE datname = 'firegrid'")" != 1 ]]; then
-    "${psql[@]}" -d postgres -c "CREATE DATABASE firegrid" >/dev/null
+  local name="${FIREGRID_DB_NAME:-firegrid}"
+  [[ "$name" =~ ^[a-z_][a-z0-9_]*$ ]] || fail "FIREGRID_DB_NAME '$name' must be lower-case letters, digits and _"
+  if [[ "$("${psql[@]}" -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$name'")" != 1 ]]; then
+    "${psql[@]}" -d postgres -c "CREATE DATABASE $name" >/dev/null
   fi
-  export DATABASE_URL="postgis://postgres@127.0.0.1:$PG_PORT/firegrid"
+  export DATABASE_URL="postgis://postgres@127.0.0.1:$PG_PORT/$name"
 }
 
 ensure_mosquitto() {
@@ -132,6 +134,12 @@ CONF
   fail "Mosquitto did not start; see $VAR/mosquitto/mosquitto.log"
 }
 
+compile_translations() {
+  if compgen -G "$ROOT/locale/*/LC_MESSAGES/django.po" >/dev/null; then
+    (cd "$ROOT" && "$VENV/bin/python" manage.py compilemessages -v 0 --ignore=.venv --ignore=node_modules >&2)
+  fi
+}
+
 bootstrap() {
   mkdir -p "$VAR"
   ensure_apt_packages
@@ -141,4 +149,5 @@ bootstrap() {
   ensure_mosquitto
   export JIEBA_CACHE_DIR="$VAR/cache"
   mkdir -p "$VAR/cache"
+  compile_translations
 }
