@@ -27,17 +27,23 @@ def detect_encoding(raw, path):
         candidates = ["utf-8-sig"]
     else:
         candidates = ["utf-8", "gbk", "gb18030"]
-    first_error = None
+    # The encoding that decodes furthest is the likely one, so its first
+    # invalid byte is reported: UTF-8 fails on the first Chinese character of
+    # a GBK file, long before the stray byte that makes GBK fail.
+    furthest = None
     for encoding in candidates:
         try:
-            raw.decode(encoding)
+            # A BOM is valid UTF-8, and decoding it keeps offsets counted from the file's start.
+            raw.decode("utf-8" if encoding == "utf-8-sig" else encoding)
         except UnicodeDecodeError as error:
-            first_error = first_error or error
+            if furthest is None or error.start > furthest[1].start:
+                furthest = (encoding, error)
             continue
         return encoding
+    encoding, error = furthest
     raise IntakeError(
-        _("%(path)s:无法按 UTF-8、GBK 或 GB18030 解码(第一个无效字节位于偏移 %(offset)s);"
-          "请另存为 UTF-8,或用 --encoding 指定实际编码") % {"path": path, "offset": first_error.start}
+        _("%(path)s:无法按 UTF-8、GBK 或 GB18030 解码(按 %(encoding)s 解码时第一个无效字节位于偏移 %(offset)s);"
+          "请另存为 UTF-8,或用 --encoding 指定实际编码") % {"path": path, "encoding": encoding, "offset": error.start}
     )
 
 
@@ -61,7 +67,8 @@ def read_table(path, encoding=None, sheet=None):
     raw = path.read_bytes()
     if not raw.strip():
         raise IntakeError(_("%(path)s:文件为空;导出文件需要表头行") % {"path": path})
-    if encoding:
+    explicit = bool(encoding)
+    if explicit:
         try:
             codecs.lookup(encoding)
         except LookupError:
@@ -73,6 +80,15 @@ def read_table(path, encoding=None, sheet=None):
     # The pyarrow parser is several times faster than pandas' own on large
     # exports but reads UTF-8 only, so other encodings are transcoded first.
     codec_name = codecs.lookup(encoding).name
+    if explicit and codec_name in {"utf-8", "utf-8-sig"}:
+        # Detection has already decoded the bytes; a named UTF-8 is checked
+        # here because pyarrow reports invalid bytes without their offset,
+        # or as a column-count error when a field boundary is garbled.
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise IntakeError(_("%(path)s:第 %(offset)s 字节不是有效的 %(encoding)s 编码;请检查 --encoding")
+                              % {"path": path, "offset": error.start, "encoding": encoding}) from None
     if codec_name == "utf-8":
         utf8 = raw
     elif codec_name == "utf-8-sig":
