@@ -44,6 +44,9 @@ def reason_text(code, **values):
         "merged_unit_rows": _("同一警情的出动单位行(已合并)"),
         "already_imported": _("此前已导入(跳过)"),
     }
+    if code == "duplicate_id" and not values:
+        # The import summary counts duplicates of many first rows under one line.
+        return _("工单编号重复")
     return texts[code] % values if values else texts[code]
 
 
