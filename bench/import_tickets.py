@@ -49,11 +49,10 @@ def truncate():
         cursor.execute("TRUNCATE spatial_ticket, spatial_importbatch RESTART IDENTITY CASCADE")
 
 
-def bulk_create_baseline(path, rows):
+def bulk_create_baseline(path):
     """Prepare the same rows with the same code, then store them with bulk_create; return seconds."""
     started = time.perf_counter()
     frame, _encoding = read_table(path)
-    frame = frame.head(rows)
     columns = resolve_columns(SF_311, list(frame.columns), path)
     tickets, _problems, _counts = prepare_rows(
         frame, SF_311, columns, study_area=parse_bbox(SF_311.study_area),
@@ -113,7 +112,10 @@ def main(argv):
         print(f"FireGrid import (COPY): {result.imported:,} rows in {copy_seconds:.1f} s = {copy_rate:,.0f} rows/s")
 
         truncate()
-        baseline_seconds = bulk_create_baseline(path, baseline_rows)
+        baseline_path = path
+        if baseline_rows != args.rows:
+            baseline_path = make_input(baseline_rows, path.with_name(f"sf311_{baseline_rows}.csv"))
+        baseline_seconds = bulk_create_baseline(baseline_path)
         baseline_rate = baseline_rows / baseline_seconds
         print(f"baseline bulk_create:   {baseline_rows:,} rows in {baseline_seconds:.1f} s = {baseline_rate:,.0f} rows/s")
     finally:

@@ -85,8 +85,12 @@ class Ticket(models.Model):
     department = models.CharField(_("承办单位(原文)"), max_length=200, blank=True)
     complainant_name = models.CharField(_("诉求人姓名"), max_length=100, blank=True)
     complainant_phone = models.CharField(_("诉求人电话"), max_length=40, blank=True)
+    # No database constraint or index: a million-row COPY would queue a
+    # million deferred foreign-key checks. The import creates the batch in
+    # the same transaction, and batches are never deleted by the app.
     batch = models.ForeignKey(ImportBatch, verbose_name=_("导入批次"), null=True, blank=True,
-                              on_delete=models.SET_NULL, related_name="tickets")
+                              on_delete=models.DO_NOTHING, related_name="tickets", db_constraint=False,
+                              db_index=False)
 
     class Meta:
         verbose_name = _("工单")
@@ -98,7 +102,6 @@ class Ticket(models.Model):
             models.Index(fields=["received_at"], name="ticket_received_idx"),
             models.Index(fields=["category", "received_at"], name="ticket_category_idx"),
             models.Index(fields=["h3_fine"], name="ticket_h3_fine_idx"),
-            models.Index(fields=["h3_coarse"], name="ticket_h3_coarse_idx"),
         ]
 
     def __str__(self):

@@ -22,7 +22,7 @@ from spatial.intake.loader import copy_tickets, existing_numbers
 from spatial.intake.profiles import PROFILES, load_mapping_file, resolve_columns
 from spatial.intake.readers import read_table
 from spatial.intake.rows import prepare_rows, reason_text
-from spatial.models import ImportBatch
+from spatial.models import ImportBatch, Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +141,9 @@ def import_file(path, *, profile_name=None, mapping_path=None, rejects_path=None
             # Serialises imports so two loads of one file cannot both pass the
             # duplicate check; readers are not blocked.
             cursor.execute("LOCK TABLE spatial_ticket IN SHARE ROW EXCLUSIVE MODE")
-        stored = existing_numbers(profile.source_system, tickets["external_id"].tolist())
+        stored = set()
+        if Ticket.objects.filter(source_system=profile.source_system).exists():
+            stored = existing_numbers(profile.source_system, tickets["external_id"].tolist())
         if stored:
             tickets = tickets[~tickets["external_id"].isin(stored)]
         counts["already_imported"] = len(stored)

@@ -9,6 +9,8 @@ import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pa_compute
 from django.utils.translation import gettext as _
 
 from spatial import coords
@@ -111,6 +113,15 @@ def _parse_location_pairs(series):
     lat = pd.to_numeric(parts["lat"], errors="coerce").to_numpy(dtype="float64")
     lng = pd.to_numeric(parts["lng"], errors="coerce").to_numpy(dtype="float64")
     return lat, lng, text.ne("").to_numpy()
+
+
+def _join_columns(parts, separator):
+    """Join string Series element-wise in Arrow; Series.str.cat goes through Python objects."""
+    if len(parts) == 1:
+        return parts[0]
+    arrays = [pa.array(part.astype("string").fillna("").array) for part in parts]
+    joined = pa_compute.binary_join_element_wise(*arrays, pa.scalar(separator, arrays[0].type))
+    return pd.Series(pd.arrays.ArrowStringArray(joined), index=parts[0].index)
 
 
 def _classify(raw_type, description):
@@ -233,7 +244,7 @@ def prepare_rows(frame, profile, columns, *, study_area, res_fine, res_coarse):
         present = [header for header in profile.raw_type_columns if header in frame.columns]
         if present:
             parts = [frame[header].astype("string").fillna("") for header in present]
-            raw_type = parts[0].str.cat(parts[1:], sep=" / ") if len(parts) > 1 else parts[0]
+            raw_type = _join_columns(parts, " / ")
     raw_type = normalize_text_series(raw_type[kept])
     description = normalize_text_series(_column(frame, columns, "description")[kept])
     category = _classify(raw_type, description)
