@@ -16,12 +16,13 @@ import tomllib
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.utils.translation import gettext as _
 
-from spatial.coords import parse_crs
+from spatial.coords import parse_bbox, parse_crs
 from spatial.exceptions import MappingError
-from spatial.models import TicketSource
+from spatial.models import TicketSource, TicketStatus
 
 # Ticket fields a column can feed. "location" is one "(lat, lng)" text column,
 # used when the file has no separate latitude and longitude.
@@ -180,15 +181,53 @@ def load_mapping_file(path):
         name=str(data.get("name", path.stem)),
         source_system=str(data["source_system"]).strip(),
         columns=columns,
-        timezone=data.get("timezone", "Asia/Shanghai"),
         crs=str(parse_crs(data.get("crs", "wgs84"))),
         source=data.get("source", TicketSource.HOTLINE),
-        raw_type_columns=tuple(data.get("raw_type_columns", ())),
         duplicates=data.get("duplicates", "reject"),
-        study_area=data.get("study_area", ""),
-        description=data.get("description", ""),
-        status_values=dict(data.get("status_values", {})),
+        description=str(data.get("description", "")),
+        **_optional_settings(data, path),
     )
+
+
+def _optional_settings(data, path):
+    """Check timezone, raw_type_columns, status_values and study_area of a mapping file.
+
+    Returns them as Profile keyword arguments. Without these checks a typo
+    surfaced only in the middle of the import, as a traceback or as silently
+    wrong tickets (a single header name split into characters).
+    """
+    timezone = data.get("timezone", "Asia/Shanghai")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise MappingError(_("%(path)s:未知时区 %(timezone)s;请填写 IANA 时区名,例如 Asia/Shanghai")
+                           % {"path": path, "timezone": timezone}) from None
+
+    raw_type_columns = data.get("raw_type_columns", [])
+    if isinstance(raw_type_columns, str):
+        raw_type_columns = [raw_type_columns]
+    if not isinstance(raw_type_columns, list) or not all(isinstance(header, str) for header in raw_type_columns):
+        raise MappingError(_("%(path)s:raw_type_columns 应为一个表头名称或名称列表") % {"path": path})
+
+    status_values = data.get("status_values", {})
+    if not isinstance(status_values, dict) or not all(
+        isinstance(key, str) and value in TicketStatus.values for key, value in status_values.items()
+    ):
+        raise MappingError(_("%(path)s:status_values 应为 原状态 = 状态 的表,状态只能是 %(choices)s")
+                           % {"path": path, "choices": ", ".join(TicketStatus.values)})
+
+    study_area = data.get("study_area", "")
+    if study_area:
+        try:
+            parse_bbox(study_area)
+        except ValueError as error:
+            raise MappingError(f"{path}:{error}") from None
+    return {
+        "timezone": timezone,
+        "raw_type_columns": tuple(raw_type_columns),
+        "status_values": dict(status_values),
+        "study_area": str(study_area),
+    }
 
 
 def resolve_columns(profile, headers, path):
