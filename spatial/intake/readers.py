@@ -81,9 +81,9 @@ def read_table(path, encoding=None, sheet=None):
     # exports but reads UTF-8 only, so other encodings are transcoded first.
     codec_name = codecs.lookup(encoding).name
     if explicit and codec_name in {"utf-8", "utf-8-sig"}:
-        # Detection has already decoded the bytes; a named UTF-8 is checked
-        # here because pyarrow reports invalid bytes without their offset,
-        # or as a column-count error when a field boundary is garbled.
+        # Detection has decoded the bytes already, but a named UTF-8 has not.
+        # pyarrow would report its invalid bytes without an offset, or as a
+        # column-count error where they garble a field boundary.
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError as error:
