@@ -1,0 +1,556 @@
+"""Gi* hotspots: the statistic against esda and exact enumeration, runs on PostGIS, the command.
+
+Worlds are built around one resolution-9 cell in Xiangzhou County. Runs
+that assert exact sets of hot or cold cells use 9,999 permutations, so the
+smallest pseudo p-value (0.0002) sits well below the Benjamini-Hochberg
+thresholds. The same sets then come out for every seed from 0 to 29, not
+only for the fixed one used here.
+"""
+import datetime
+import itertools
+import logging
+import warnings
+from zoneinfo import ZoneInfo
+
+import esda
+import h3
+import libpysal
+import numpy as np
+import pytest
+from django.contrib.gis.geos import Point
+from django.core.management import CommandError, call_command, load_command_class
+from h3.api import basic_int as h3_int
+
+from spatial.analysis import gistar, hotspots
+from spatial.models import HotspotCell, HotspotLabel, HotspotRun, Ticket
+from spatial.taxonomy import Category
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+CENTER = h3.str_to_int(h3.latlng_to_cell(23.75, 109.23, 9))
+RECEIVED_AT = datetime.datetime(2024, 3, 1, 10, 0, tzinfo=SHANGHAI)
+
+
+def disk(radius, center=CENTER):
+    return set(h3_int.grid_disk(center, radius))
+
+
+def study_arrays(counts):
+    cells, values = hotspots.build_study_set(counts)
+    return cells, values, gistar.neighbour_index(cells)
+
+
+def esda_weights(neighbours):
+    table = {i: [int(j) for j in row if j >= 0] for i, row in enumerate(neighbours)}
+    return libpysal.weights.W(table, silence_warnings=True)
+
+
+class TicketFactory:
+    """Creates tickets at the centre of given resolution-9 cells, with consistent cells and location."""
+
+    def __init__(self):
+        self.number = 0
+
+    def create(self, cell_counts, category=Category.FIRE_LANE, received_at=RECEIVED_AT, source="hotline"):
+        tickets = []
+        for cell, count in cell_counts.items():
+            lat, lng = h3.cell_to_latlng(h3.int_to_str(cell))
+            for _ in range(count):
+                self.number += 1
+                tickets.append(
+                    Ticket(
+                        source_system="test",
+                        external_id=f"T{self.number:06d}",
+                        source=source,
+                        category=category,
+                        received_at=received_at,
+                        location=Point(lng, lat, srid=4326),
+                        h3_fine=h3.str_to_int(h3.latlng_to_cell(lat, lng, 9)),
+                        h3_coarse=h3.str_to_int(h3.latlng_to_cell(lat, lng, 7)),
+                    )
+                )
+        Ticket.objects.bulk_create(tickets, batch_size=2000)
+
+    def create_without_cell(self, count):
+        for _ in range(count):
+            self.number += 1
+            Ticket.objects.create(source_system="test", external_id=f"T{self.number:06d}", received_at=RECEIVED_AT)
+
+
+@pytest.fixture
+def factory():
+    return TicketFactory()
+
+
+def hot_world():
+    """Ten tickets in CENTER and its six neighbours, one in every other cell out to ring 6."""
+    counts = dict.fromkeys(disk(6), 1)
+    counts.update(dict.fromkeys(disk(1), 10))
+    return counts
+
+
+def cold_world():
+    """One ticket in every cell out to ring 2 of CENTER, ten in every cell from ring 3 to ring 8."""
+    counts = dict.fromkeys(disk(8), 10)
+    counts.update(dict.fromkeys(disk(2), 1))
+    return counts
+
+
+def labels_by_cell(run):
+    return dict(run.cells.values_list("h3_cell", "label"))
+
+
+# --- the statistic alone -------------------------------------------------------
+
+
+def test_neighbour_index_interior_and_edge():
+    cells = np.array(sorted(disk(1)), dtype=np.uint64)
+    table = gistar.neighbour_index(cells)
+    center_row = table[list(cells).index(CENTER)]
+    assert sorted(cells[center_row].tolist()) == sorted(disk(1) - {CENTER})
+    # A ring-1 cell touches CENTER and two other ring-1 cells.
+    cardinality = (table >= 0).sum(axis=1)
+    assert sorted(cardinality.tolist()) == [3, 3, 3, 3, 3, 3, 6]
+
+
+def test_neighbour_index_pentagon_has_five():
+    pentagon = h3.str_to_int(sorted(h3.get_pentagons(9))[0])
+    cells = np.array(sorted(disk(1, pentagon)), dtype=np.uint64)
+    table = gistar.neighbour_index(cells)
+    assert len(cells) == 6
+    assert (table[list(cells).index(pentagon)] >= 0).sum() == 5
+
+
+def test_z_scores_match_esda():
+    cells, _, neighbours = study_arrays(dict.fromkeys(disk(10), 1))
+    values = np.random.default_rng(7).gamma(2.0, 1.0, len(cells))
+    expected = esda.G_Local(values, esda_weights(neighbours), transform="B", star=True, permutations=0).Zs
+    assert np.allclose(gistar.gi_star_z_scores(values, neighbours), expected, rtol=1e-10, atol=0)
+
+
+def test_p_values_consistent_with_esda():
+    # Continuous values have no ties, so esda's directed p-value doubled is
+    # the same two-sided p-value. Both are Monte Carlo estimates from 999
+    # draws, so each cell must agree within 5 standard errors of the
+    # one-sided tail probability plus one draw's worth of discreteness.
+    cells, _, neighbours = study_arrays(dict.fromkeys(disk(25), 1))
+    values = np.random.default_rng(11).gamma(2.0, 1.0, len(cells))
+    permutations = 999
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        reference = esda.G_Local(
+            values, esda_weights(neighbours), transform="B", star=True,
+            permutations=permutations, n_jobs=1, seed=3,
+        )
+    expected = np.minimum(1.0, 2.0 * reference.p_sim)
+    above, below = gistar.conditional_permutation_counts(values, neighbours, permutations, seed=5)
+    observed = gistar.two_sided_pseudo_p(above, below, permutations)
+
+    tail = np.clip((observed + expected) / 4.0, 1.0 / permutations, 0.5)
+    standard_error = 2.0 * np.sqrt(2.0 * tail * (1.0 - tail) / permutations)
+    outside = np.abs(observed - expected) > 5.0 * standard_error + 2.0 / (permutations + 1)
+    assert outside.sum() == 0
+    assert abs((observed < 0.05).mean() - (expected < 0.05).mean()) < 0.01
+
+
+def test_permutation_counts_match_enumeration():
+    # Eight cells: CENTER, its ring and one ring-2 cell. For every cell the
+    # exact share of neighbour subsets at or above (and at or below) the
+    # observed local sum is enumerated. 20,000 draws must agree within
+    # 5 binomial standard errors, which fails if sampling is not uniform or
+    # not without replacement.
+    extra = next(iter(h3_int.grid_ring(CENTER, 2)))
+    cells = np.array(sorted(disk(1) | {extra}), dtype=np.uint64)
+    neighbours = gistar.neighbour_index(cells)
+    values = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0])
+    permutations = 20_000
+    above, below = gistar.conditional_permutation_counts(values, neighbours, permutations, seed=1)
+
+    observed_sums = gistar.local_sums(values, neighbours)
+    for i in range(len(cells)):
+        k = int((neighbours[i] >= 0).sum())
+        others = [values[j] for j in range(len(cells)) if j != i]
+        sums = np.array([values[i] + sum(subset) for subset in itertools.combinations(others, k)])
+        for share, count in (
+            ((sums >= observed_sums[i]).mean(), above[i]),
+            ((sums <= observed_sums[i]).mean(), below[i]),
+        ):
+            error = 5.0 * np.sqrt(share * (1.0 - share) / permutations) + 1e-9
+            assert abs(count / permutations - share) <= error, (i, k, share, count)
+
+
+def test_permutation_counts_same_seed_identical():
+    cells, values, neighbours = study_arrays(hot_world())
+    first = gistar.conditional_permutation_counts(values, neighbours, 999, seed=42)
+    second = gistar.conditional_permutation_counts(values, neighbours, 999, seed=42)
+    other_seed = gistar.conditional_permutation_counts(values, neighbours, 999, seed=43)
+    assert np.array_equal(first[0], second[0])
+    assert np.array_equal(first[1], second[1])
+    assert not np.array_equal(first[0], other_seed[0])
+
+
+def test_fdr_confidence_agrees_with_esda_fdr():
+    # Continuous random p-values do not fall exactly on the
+    # Benjamini-Hochberg line, the only place where esda.fdr's strict
+    # inequality gives a different result.
+    p_values = np.random.default_rng(2).beta(0.3, 4.0, 500)
+    confidence = gistar.fdr_confidence(p_values)
+    for level, alpha in gistar.CONFIDENCE_ALPHAS.items():
+        cut_off = esda.fdr(p_values, alpha)
+        assert np.array_equal(confidence >= level, p_values < cut_off), level
+
+
+def test_fdr_confidence_rejects_on_the_line():
+    # 10 of 50 p-values at 0.002: 10 * 0.01 / 50 = 0.002, so BH at 0.01 rejects them.
+    p_values = np.array([0.002] * 10 + [0.9] * 40)
+    confidence = gistar.fdr_confidence(p_values)
+    assert confidence[:10].tolist() == [99] * 10
+    assert confidence[10:].tolist() == [0] * 40
+
+
+def test_fdr_min_rejections():
+    # 2 / 1000 * 50,000 / 0.10 = 1,000 cells. 2 / 1000 * 19 / 0.10 = 0.38, so one cell.
+    assert gistar.fdr_min_rejections(50_000, 999, 0.10) == 1000
+    assert gistar.fdr_min_rejections(50_000, 9999, 0.10) == 100
+    assert gistar.fdr_min_rejections(19, 999, 0.10) == 1
+    assert gistar.fdr_min_rejections(0, 999, 0.10) == 1
+
+
+def test_fdr_confidence_empty():
+    assert gistar.fdr_confidence(np.array([])).tolist() == []
+
+
+def test_assign_direction_needs_agreeing_tail():
+    z_scores = np.array([2.5, 2.5, -2.5, -2.5, np.nan, 2.5])
+    above = np.array([0, 990, 990, 0, 0, 0])
+    below = np.array([990, 0, 0, 990, 990, 990])
+    confidence = np.array([95, 95, 95, 95, 95, 0])
+    direction = gistar.assign_direction(z_scores, above, below, confidence)
+    assert direction.tolist() == [1, 0, -1, 0, 0, 0]
+
+
+def test_gi_star_islands_not_significant():
+    far_away = h3.str_to_int(h3.latlng_to_cell(24.30, 110.05, 9))
+    cells = np.array(sorted([CENTER, far_away]), dtype=np.uint64)
+    neighbours = gistar.neighbour_index(cells)
+    result = gistar.gi_star(np.array([50.0, 0.0]), neighbours, 999, seed=1)
+    assert (neighbours < 0).all()
+    assert np.isnan(result.z_scores).all()
+    assert result.p_values.tolist() == [1.0, 1.0]
+    assert result.direction.tolist() == [0, 0]
+
+
+def test_gi_star_constant_values_not_significant():
+    cells, _, neighbours = study_arrays(dict.fromkeys(disk(3), 1))
+    values = np.full(len(cells), 4.0)
+    result = gistar.gi_star(values, neighbours, 999, seed=1)
+    assert np.isnan(result.z_scores).all()
+    assert (result.p_values == 1.0).all()
+    assert (result.direction == 0).all()
+    assert (result.confidence == 0).all()
+
+
+def test_gi_star_empty():
+    result = gistar.gi_star(np.array([]), np.empty((0, 6), dtype=np.int64), 999, seed=1)
+    assert len(result.z_scores) == 0
+    assert len(result.direction) == 0
+
+
+# --- counting tickets in the database ------------------------------------------
+
+
+@pytest.mark.django_db
+def test_counts_group_by_cell_and_skip_empty(factory):
+    factory.create({CENTER: 3})
+    neighbour = next(iter(h3_int.grid_ring(CENTER, 1)))
+    factory.create({neighbour: 2})
+    factory.create_without_cell(4)
+
+    counts, without_cell = hotspots.count_tickets_by_cell(hotspots.build_query())
+    assert counts == {CENTER: 3, neighbour: 2}
+    assert without_cell == 4
+
+
+@pytest.mark.django_db
+def test_counts_filter_category_and_source(factory):
+    factory.create({CENTER: 3}, category=Category.FIRE_LANE)
+    factory.create({CENTER: 5}, category=Category.EBIKE_CHARGING)
+    factory.create({CENTER: 7}, category=Category.EBIKE_CHARGING, source="iot")
+
+    counts, _ = hotspots.count_tickets_by_cell(hotspots.build_query(category="ebike_charging"))
+    assert counts == {CENTER: 12}
+    counts, _ = hotspots.count_tickets_by_cell(hotspots.build_query(category="ebike_charging", source="iot"))
+    assert counts == {CENTER: 7}
+
+
+@pytest.mark.django_db
+def test_counts_period_uses_shanghai_days(factory):
+    # 2024-03-01 23:30 in Shanghai is 15:30 UTC, still 1 March locally.
+    # 2024-03-02 00:30 in Shanghai is 16:30 UTC on 1 March, but 2 March locally.
+    factory.create({CENTER: 1}, received_at=datetime.datetime(2024, 2, 29, 23, 59, tzinfo=SHANGHAI))
+    factory.create({CENTER: 2}, received_at=datetime.datetime(2024, 3, 1, 0, 0, tzinfo=SHANGHAI))
+    factory.create({CENTER: 4}, received_at=datetime.datetime(2024, 3, 1, 23, 30, tzinfo=SHANGHAI))
+    factory.create({CENTER: 8}, received_at=datetime.datetime(2024, 3, 2, 0, 30, tzinfo=SHANGHAI))
+
+    query = hotspots.build_query(received_from="2024-03-01", received_to=datetime.date(2024, 3, 1))
+    assert hotspots.count_tickets_by_cell(query)[0] == {CENTER: 6}
+    query = hotspots.build_query(received_from="2024-03-01")
+    assert hotspots.count_tickets_by_cell(query)[0] == {CENTER: 14}
+    query = hotspots.build_query(received_to="2024-03-01")
+    assert hotspots.count_tickets_by_cell(query)[0] == {CENTER: 7}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("resolution", [8, 6, 0])
+def test_counts_parents_match_h3(factory, resolution):
+    counts = {cell: 1 + i % 3 for i, cell in enumerate(sorted(disk(4)))}
+    factory.create(counts)
+    expected = {}
+    for cell, count in counts.items():
+        parent = h3_int.cell_to_parent(cell, resolution)
+        expected[parent] = expected.get(parent, 0) + count
+
+    got, _ = hotspots.count_tickets_by_cell(hotspots.build_query(resolution=resolution))
+    assert got == expected
+
+
+@pytest.mark.django_db
+def test_counts_coarse_reads_stored_column(factory):
+    factory.create(hot_world())
+    expected = {}
+    for ticket in Ticket.objects.all():
+        expected[ticket.h3_coarse] = expected.get(ticket.h3_coarse, 0) + 1
+
+    got, _ = hotspots.count_tickets_by_cell(hotspots.build_query(resolution="coarse"))
+    assert got == expected
+    assert all(h3_int.get_resolution(cell) == 7 for cell in got)
+
+
+# --- stored runs -----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_run_hot_cluster(factory):
+    factory.create(hot_world())
+    run = hotspots.run_hotspots(permutations=9999)
+
+    labels = labels_by_cell(run)
+    hot = {cell for cell, label in labels.items() if label in hotspots.HOT_LABELS}
+    cold = {cell for cell, label in labels.items() if label in hotspots.COLD_LABELS}
+    assert hot == disk(1)
+    assert cold == set()
+    assert labels[CENTER] == HotspotLabel.HOT_95
+    assert run.hot_count == 7
+    assert run.cold_count == 0
+    assert run.ticket_count == 7 * 10 + (len(disk(6)) - 7)
+    assert run.cell_count == len(disk(7))
+    assert run.tickets_without_cell == 0
+    assert run.duration_s > 0
+
+
+@pytest.mark.django_db
+def test_run_cold_region(factory):
+    factory.create(cold_world())
+    run = hotspots.run_hotspots(permutations=9999)
+
+    labels = labels_by_cell(run)
+    cold = {cell for cell, label in labels.items() if label in hotspots.COLD_LABELS}
+    hot = {cell for cell, label in labels.items() if label in hotspots.HOT_LABELS}
+    # Only CENTER and ring 1 have a neighbourhood of ones alone. Their level
+    # (90% or 95%) depends on the seed, because these p-values sit near the
+    # Benjamini-Hochberg threshold.
+    assert cold == disk(1)
+    assert {labels[cell] for cell in cold} <= {HotspotLabel.COLD_95, HotspotLabel.COLD_90}
+    assert hot == set()
+    assert run.cold_count == 7
+
+
+@pytest.mark.django_db
+def test_run_stores_cells_and_params(factory):
+    factory.create(hot_world())
+    run = hotspots.run_hotspots(category="fire_lane", received_from="2024-03-01", received_to="2024-03-31", seed=7)
+
+    assert run.params == {
+        "category": "fire_lane",
+        "source": None,
+        "received_from": "2024-03-01",
+        "received_to": "2024-03-31",
+        "resolution": 9,
+        "permutations": 999,
+        "seed": 7,
+    }
+    assert run.cells.count() == run.cell_count
+    center = run.cells.get(h3_cell=CENTER)
+    assert center.ticket_count == 10
+    assert center.z_score > 3
+    # Cells of the zero-count outer ring are in the study set.
+    padding = next(iter(h3_int.grid_ring(CENTER, 7)))
+    assert run.cells.get(h3_cell=padding).ticket_count == 0
+
+
+@pytest.mark.django_db
+def test_run_filter_excludes_other_category(factory):
+    factory.create(hot_world(), category=Category.EBIKE_CHARGING)
+    factory.create({CENTER: 3}, category=Category.FIRE_LANE)
+    run = hotspots.run_hotspots(category="fire_lane")
+
+    assert run.ticket_count == 3
+    assert run.cell_count == 7
+    assert run.hot_count == 0
+
+
+@pytest.mark.django_db
+def test_run_constant_counts_no_labels(factory):
+    # Three tickets in each of 127 cells. The zero ring around them is the
+    # only variation, so nothing may be flagged hot or cold.
+    factory.create(dict.fromkeys(disk(6), 3))
+    run = hotspots.run_hotspots()
+    assert run.hot_count == 0
+    assert run.cold_count == 0
+    assert set(run.cells.values_list("label", flat=True)) == {HotspotLabel.NOT_SIGNIFICANT}
+
+
+@pytest.mark.django_db
+def test_run_empty_has_no_cells(factory):
+    factory.create_without_cell(2)
+    run = hotspots.run_hotspots()
+    assert run.cell_count == 0
+    assert run.ticket_count == 0
+    assert run.cells.count() == 0
+    assert run.tickets_without_cell == 2
+
+
+@pytest.mark.django_db
+def test_run_single_cell_not_significant(factory):
+    factory.create({CENTER: 5})
+    run = hotspots.run_hotspots()
+    assert run.cell_count == 7
+    assert set(run.cells.values_list("label", flat=True)) == {HotspotLabel.NOT_SIGNIFICANT}
+    assert HotspotCell.objects.filter(run=run, p_value__isnull=True).count() == 0
+
+
+@pytest.mark.django_db
+def test_run_same_seed_same_labels(factory):
+    factory.create(hot_world())
+    first = hotspots.run_hotspots(seed=99)
+    second = hotspots.run_hotspots(seed=99)
+    assert labels_by_cell(first) == labels_by_cell(second)
+    assert list(first.cells.order_by("h3_cell").values_list("p_value", flat=True)) == list(
+        second.cells.order_by("h3_cell").values_list("p_value", flat=True)
+    )
+
+
+@pytest.mark.django_db
+def test_run_coarse_resolution(factory):
+    factory.create(hot_world())
+    run = hotspots.run_hotspots(resolution="coarse")
+    assert run.params["resolution"] == 7
+    cells = list(run.cells.values_list("h3_cell", flat=True))
+    assert cells
+    assert all(h3_int.get_resolution(cell) == 7 for cell in cells)
+    assert run.ticket_count == sum(hot_world().values())
+
+
+@pytest.mark.django_db
+def test_recompute_reproduces_run(factory):
+    factory.create(hot_world())
+    original = hotspots.run_hotspots(resolution=8, seed=5)
+    again = hotspots.recompute(original)
+    assert again.pk != original.pk
+    assert again.params == original.params
+    assert labels_by_cell(again) == labels_by_cell(original)
+    assert again.ticket_count == original.ticket_count
+
+
+@pytest.mark.django_db
+def test_run_logs_counts(factory, caplog):
+    factory.create({CENTER: 2})
+    with caplog.at_level(logging.INFO, logger="spatial.analysis.hotspots"):
+        run = hotspots.run_hotspots()
+    assert f"Hotspot run {run.pk}: 2 tickets (0 without a cell) in 7 cells" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"category": "arson"}, "问题类型 “arson” 无效"),
+        ({"source": "fax"}, "工单来源 “fax” 无效"),
+        ({"received_from": "2024/03/01"}, "“2024/03/01” 无效"),
+        ({"received_from": "2024-03-05", "received_to": "2024-03-01"}, "起始日期 2024-03-05 晚于截止日期 2024-03-01"),
+        ({"resolution": 10}, "H3 分辨率 “10” 无效"),
+        ({"resolution": "medium"}, "H3 分辨率 “medium” 无效"),
+        ({"permutations": 0}, "置换次数 “0” 无效"),
+        ({"seed": -1}, "随机种子 “-1” 无效"),
+    ],
+)
+def test_build_query_rejects(params, fragment):
+    with pytest.raises(hotspots.HotspotParameterError) as error:
+        hotspots.build_query(**params)
+    assert fragment in str(error.value)
+
+
+# --- the management command ----------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_command_prints_summary(factory, capsys):
+    factory.create(hot_world())
+    factory.create_without_cell(1)
+    call_command("compute_hotspots", "--permutations", "9999", "--seed", "12345")
+    output = capsys.readouterr().out
+    run = HotspotRun.objects.get()
+    assert f"热点分析 #{run.pk} 已保存。" in output
+    assert f"工单:{run.ticket_count} 条计入,1 条无 H3 单元未计入。" in output
+    assert f"H3 单元:{len(disk(7))} 个(分辨率 9)。" in output
+    assert "热点:7 个(99% 置信 0,95% 置信 7,90% 置信 0)。" in output
+    assert "冷点:0 个" in output
+    # 2 / 10000 * 169 / 0.10 = 0.34, so the floor does not limit this run.
+    assert "提示" not in output
+
+
+@pytest.mark.django_db
+def test_command_warns_about_p_value_floor(factory, capsys):
+    factory.create(hot_world())
+    call_command("compute_hotspots", "--permutations", "99")
+    output = capsys.readouterr().out
+    # 2 / 100 * 169 / 0.10 = 33.8 cells.
+    assert "提示:99 次置换的最小伪 p 值为 0.0200。FDR 校正下,至少 34 个单元" in output
+
+
+def test_command_help_renders():
+    command = load_command_class("spatial", "compute_hotspots")
+    text = command.create_parser("manage.py", "compute_hotspots").format_help()
+    assert "Getis-Ord Gi* 热点" in text
+    assert "最小伪 p 值为 2/(N+1)" in text
+
+
+@pytest.mark.django_db
+def test_command_rerun(factory, capsys):
+    factory.create(hot_world())
+    original = hotspots.run_hotspots(seed=3)
+    call_command("compute_hotspots", "--rerun", str(original.pk))
+    again = HotspotRun.objects.exclude(pk=original.pk).get()
+    assert again.params == original.params
+    assert f"热点分析 #{again.pk} 已保存。" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("arguments", "fragment"),
+    [
+        (["--from", "2024-3-32"], "日期 “2024-3-32” 无效"),
+        (["--to", "yesterday"], "日期 “yesterday” 无效"),
+        (["--from", "2024-03-05", "--to", "2024-03-01"], "起始日期 2024-03-05 晚于截止日期 2024-03-01"),
+        (["--resolution", "medium"], "--resolution “medium” 无效"),
+        (["--resolution", "12"], "H3 分辨率 “12” 无效"),
+        (["--category", "arson"], "问题类型 “arson” 无效"),
+        (["--source", "fax"], "工单来源 “fax” 无效"),
+        (["--permutations", "0"], "置换次数 “0” 无效"),
+        (["--seed", "-5"], "随机种子 “-5” 无效"),
+        (["--rerun", "999999"], "热点分析 #999999 不存在"),
+        (["--rerun", "1", "--seed", "2"], "--rerun 不能与 --seed 同时使用"),
+    ],
+)
+def test_command_rejects_bad_options(arguments, fragment):
+    with pytest.raises(CommandError) as error:
+        call_command("compute_hotspots", *arguments)
+    assert fragment in str(error.value)
