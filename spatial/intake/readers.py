@@ -99,6 +99,12 @@ def read_table(path, encoding=None, sheet=None):
         except UnicodeDecodeError as error:
             raise IntakeError(_("%(path)s:第 %(offset)s 字节不是有效的 %(encoding)s 编码;请检查 --encoding")
                               % {"path": path, "offset": error.start, "encoding": encoding}) from None
+    nul_count = utf8.count(b"\x00")
+    if nul_count:
+        # PostgreSQL text cannot store NUL, so COPY would fail on it. In UTF-8
+        # the zero byte is never part of another character.
+        utf8 = utf8.replace(b"\x00", b"")
+        logger.warning("Removed %d NUL characters from %s", nul_count, path)
     separator = "\t" if suffix == ".tsv" else ","
     try:
         frame = pd.read_csv(io.BytesIO(utf8), dtype=str, keep_default_na=False, sep=separator, engine="pyarrow")
