@@ -364,7 +364,7 @@ def gi_star(values, neighbours, permutations, seed):
     Cells with an undefined z-score are never significant.
 
     On 50,311 cells with 999 permutations this took 1.5 s on one core of
-    an AMD EPYC (``python -m bench hotspots``), and 17 s with 9,999.
+    an AMD EPYC (``python -m bench hotspots``), and 17 to 19 s with 9,999.
     """
     values = np.asarray(values, dtype=np.float64)
     neighbours = np.asarray(neighbours, dtype=np.int64)

@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 # NOTE: with 999 permutations the smallest pseudo p-value is 0.002, and the
 # FDR correction then flags nothing at 90% unless 1 cell in 50 reaches it.
 # Large study sets can therefore show no hotspot at all. 9999 permutations
-# lower the floor tenfold at about ten times the run time.
+# lower the floor tenfold but take over ten times as long (bench/hotspots.py).
 DEFAULT_PERMUTATIONS = 999
 DEFAULT_SEED = 12345
 
@@ -100,7 +100,7 @@ def resolve_resolution(value):
         return coarse
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= fine:
         raise HotspotParameterError(
-            _("H3 分辨率 “%(value)s” 无效:应为 fine、coarse 或 0 到 %(fine)s 之间的整数。")
+            _("H3 分辨率 “%(value)s” 无效,应为 fine、coarse 或 0 到 %(fine)s 之间的整数。")
             % {"value": value, "fine": fine}
         )
     return value
@@ -113,7 +113,7 @@ def _parse_date(name, value):
         return datetime.datetime.strptime(value, "%Y-%m-%d").date()
     except (TypeError, ValueError):
         raise HotspotParameterError(
-            _("%(name)s 的日期 “%(value)s” 无效:应为 YYYY-MM-DD 格式,例如 2024-03-01。")
+            _("%(name)s 的日期 “%(value)s” 无效,应为 YYYY-MM-DD 格式,例如 2024-03-01。")
             % {"name": name, "value": value}
         ) from None
 
@@ -136,12 +136,12 @@ def build_query(
     """
     if category is not None and category not in Category.values:
         raise HotspotParameterError(
-            _("问题类型 “%(value)s” 无效:可选 %(allowed)s。")
+            _("问题类型 “%(value)s” 无效,可选 %(allowed)s。")
             % {"value": category, "allowed": ", ".join(Category.values)}
         )
     if source is not None and source not in TicketSource.values:
         raise HotspotParameterError(
-            _("工单来源 “%(value)s” 无效:可选 %(allowed)s。")
+            _("工单来源 “%(value)s” 无效,可选 %(allowed)s。")
             % {"value": source, "allowed": ", ".join(TicketSource.values)}
         )
 
@@ -149,16 +149,16 @@ def build_query(
     received_to = _parse_date("received_to", received_to)
     if received_from and received_to and received_from > received_to:
         raise HotspotParameterError(
-            _("起始日期 %(start)s 晚于截止日期 %(end)s:请交换两者或更正其一。")
+            _("起始日期 %(start)s 晚于截止日期 %(end)s,请交换两者或更正其一。")
             % {"start": received_from.isoformat(), "end": received_to.isoformat()}
         )
 
     if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 1:
         raise HotspotParameterError(
-            _("置换次数 “%(value)s” 无效:应为正整数,常用 999 或 9999。") % {"value": permutations}
+            _("置换次数 “%(value)s” 无效,应为正整数,常用 999 或 9999。") % {"value": permutations}
         )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise HotspotParameterError(_("随机种子 “%(value)s” 无效:应为非负整数。") % {"value": seed})
+        raise HotspotParameterError(_("随机种子 “%(value)s” 无效,应为非负整数。") % {"value": seed})
 
     return HotspotQuery(
         category=category,
