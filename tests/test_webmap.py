@@ -21,6 +21,7 @@ from spatial.taxonomy import Category
 from webmap.assets import check_local_assets
 from webmap.layers import cell_polygon, count_classes, ticket_popup_html
 from webmap.privacy import mask_name, mask_personal_numbers, mask_phone
+from webmap.queries import heat_points, heat_snap_deg
 
 pytestmark = pytest.mark.django_db
 
@@ -259,6 +260,48 @@ def test_h3_resolution_switches_cells(planner_client):
     assert fine.cell_count == 2
     assert coarse.resolution == 7
     assert coarse.cell_count == 1
+
+
+def test_many_fine_cells_switch_to_coarse(planner_client, monkeypatch):
+    monkeypatch.setattr("webmap.maps.MAX_AUTO_FINE_CELLS", 1)
+    make_ticket("a")
+    make_ticket("b", lat=EAST_LAT, lng=EAST_LNG)
+
+    automatic = page(planner_client)
+    chosen_fine = page(planner_client, resolution=9).context["planner_map"]
+
+    assert automatic.context["planner_map"].resolution == 7
+    assert automatic.context["planner_map"].resolution_coarsened
+    assert automatic.context["planner_map"].cell_count == 1
+    assert "H3 单元图层改用粗分辨率 7(1 个单元)" in automatic.content.decode()
+    assert chosen_fine.resolution == 9
+    assert not chosen_fine.resolution_coarsened
+    assert chosen_fine.cell_count == 2
+
+
+@pytest.mark.parametrize(
+    ("extent", "expected_deg"),
+    [
+        (None, 0.0005),
+        ((109.68, 23.96, 109.70, 23.97), 0.0005),
+        ((109.40, 23.70, 110.10, 24.33), 0.7 / 256),
+    ],
+)
+def test_heat_lattice_step(extent, expected_deg):
+    assert heat_snap_deg(extent) == pytest.approx(expected_deg)
+
+
+def test_heat_points_weighted_by_count():
+    make_ticket("a")
+    make_ticket("b")
+    make_ticket("c", lat=EAST_LAT, lng=EAST_LNG)
+
+    points = sorted(heat_points(Ticket.objects.all()))
+
+    assert points == [
+        [pytest.approx(CENTRE_LAT, abs=0.0005), pytest.approx(CENTRE_LNG, abs=0.0005), 2],
+        [pytest.approx(EAST_LAT, abs=0.0005), pytest.approx(EAST_LNG, abs=0.0005), 1],
+    ]
 
 
 def test_tickets_without_location_counted(planner_client):

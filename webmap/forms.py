@@ -31,6 +31,7 @@ class MapFilterForm(forms.Form):
         self.fields["category"].choices = [everything, *Category.choices]
         self.fields["source"].choices = [everything, *TicketSource.choices]
         self.fields["resolution"].choices = [
+            ("", _("自动")),
             (settings.FIREGRID_H3_RES_FINE, gettext("细(分辨率 %(resolution)s)") % {
                 "resolution": settings.FIREGRID_H3_RES_FINE}),
             (settings.FIREGRID_H3_RES_COARSE, gettext("粗(分辨率 %(resolution)s)") % {

@@ -16,7 +16,7 @@ from folium.elements import MacroElement
 from folium.plugins import HeatMap, MarkerCluster
 from folium.template import Template
 
-from spatial.models import HotspotLabel
+from spatial.models import HotspotLabel, TicketStatus
 from spatial.taxonomy import Category
 from webmap.assets import HEAT_JS, MARKER_CLUSTER_CSS, MARKER_CLUSTER_JS, use_local_assets
 from webmap.privacy import mask_name, mask_personal_numbers, mask_phone
@@ -68,8 +68,9 @@ def heat_layer(points, name, show=True):
         radius=16,
         blur=14,
         min_opacity=0.35,
-        # leaflet.heat scales intensities by 2^(zoom - max_zoom) below max_zoom;
-        # 14 keeps single tickets visible at the county and town zoom levels.
+        # leaflet.heat divides intensities by 2^(max_zoom - zoom) below max_zoom.
+        # 14 instead of the map's 18 keeps sparse tickets visible at town zoom
+        # levels (chosen by eye on test data).
         max_zoom=14,
         max=max(1, saturation),
     )
@@ -87,7 +88,8 @@ def heat_layer(points, name, show=True):
 def cell_polygon(cell):
     """Return the GeoJSON Polygon of an H3 cell given as int (h3 returns (lat, lng), GeoJSON wants [lng, lat])."""
     boundary = h3.cell_to_boundary(h3.int_to_str(cell))
-    ring = [[lng, lat] for lat, lng in boundary]
+    # Six decimals are 0.1 m, and shorter than h3's full floats in the page.
+    ring = [[round(lng, 6), round(lat, 6)] for lat, lng in boundary]
     ring.append(ring[0])
     return {"type": "Polygon", "coordinates": [ring]}
 
@@ -131,44 +133,41 @@ def h3_count_layer(cell_counts, resolution, name, show=True):
     """Build the choropleth of ticket counts per H3 cell; returns (layer, classes for the legend)."""
     classes = count_classes(cell_counts.values())
     tooltip_format = gettext("H3 单元 %(cell)s(分辨率 %(resolution)s):%(count)s 件工单")
+    fill_colors = {}
     features = []
     for cell, ticket_count in sorted(cell_counts.items()):
         cell_id = h3.int_to_str(cell)
+        fill_colors[cell_id] = _color_for_count(ticket_count, classes)
         tooltip = tooltip_format % {"cell": cell_id, "resolution": resolution, "count": ticket_count}
         features.append({
             "type": "Feature",
             "id": cell_id,
             "geometry": cell_polygon(cell),
-            "properties": {
-                "h3_cell": cell_id,
-                "ticket_count": ticket_count,
-                "tooltip": escape(tooltip),
-                "style": {
-                    "color": "#54278f",
-                    "weight": 0.6,
-                    "fillColor": _color_for_count(ticket_count, classes),
-                    "fillOpacity": 0.6,
-                    "className": "firegrid-h3-cell",
-                },
-            },
+            "properties": {"tooltip": escape(tooltip)},
         })
-    layer = GeoJson(
-        {"type": "FeatureCollection", "features": features},
-        name=name,
-        show=show,
-        tooltip=GeoJsonTooltip(fields=["tooltip"], labels=False),
-    )
+
+    def style(feature):
+        return {
+            "color": "#54278f",
+            "weight": 0.6,
+            "fillColor": fill_colors[feature["id"]],
+            "fillOpacity": 0.6,
+            "className": "firegrid-h3-cell",
+        }
+
+    layer = _cell_layer(features, style, name, show)
     return layer, classes
 
 
 def hotspot_layer(cells, name, show=True):
     """Build the layer of Gi* cells coloured by their label; ``cells`` are HotspotCell value dicts."""
     detail_format = gettext("H3 单元 %(cell)s:%(count)s 件工单,z = %(z)s,p = %(p)s")
+    labels = {}
     features = []
     for cell in cells:
         cell_id = h3.int_to_str(cell["h3_cell"])
         label = cell["label"]
-        significant = label != HotspotLabel.NOT_SIGNIFICANT
+        labels[cell_id] = label
         label_text = HotspotLabel(label).label if label in HotspotLabel.values else label
         detail = detail_format % {
             "cell": cell_id,
@@ -176,28 +175,35 @@ def hotspot_layer(cells, name, show=True):
             "z": _format_number(cell["z_score"], 2),
             "p": _format_number(cell["p_value"], 3),
         }
-        tooltip = format_html("<strong>{}</strong><br>{}", label_text, detail)
         features.append({
             "type": "Feature",
             "id": cell_id,
             "geometry": cell_polygon(cell["h3_cell"]),
-            "properties": {
-                "h3_cell": cell_id,
-                "label": label,
-                "tooltip": tooltip,
-                "style": {
-                    "color": "#ffffff" if significant else "#9e9e9e",
-                    "weight": 0.8,
-                    "fillColor": HOTSPOT_COLORS.get(label, HOTSPOT_COLORS[HotspotLabel.NOT_SIGNIFICANT]),
-                    "fillOpacity": 0.7 if significant else 0.3,
-                    "className": "firegrid-hotspot-cell",
-                },
-            },
+            "properties": {"tooltip": format_html("<strong>{}</strong><br>{}", label_text, detail)},
         })
+
+    def style(feature):
+        label = labels[feature["id"]]
+        significant = label != HotspotLabel.NOT_SIGNIFICANT
+        return {
+            "color": "#ffffff" if significant else "#9e9e9e",
+            "weight": 0.8,
+            "fillColor": HOTSPOT_COLORS.get(label, HOTSPOT_COLORS[HotspotLabel.NOT_SIGNIFICANT]),
+            "fillOpacity": 0.7 if significant else 0.3,
+            "className": "firegrid-hotspot-cell",
+        }
+
+    return _cell_layer(features, style, name, show)
+
+
+def _cell_layer(features, style, name, show):
+    # With a style function folium writes each distinct style once, with the
+    # ids of its cells, instead of a style object in every feature.
     return GeoJson(
         {"type": "FeatureCollection", "features": features},
         name=name,
         show=show,
+        style_function=style,
         tooltip=GeoJsonTooltip(fields=["tooltip"], labels=False),
     )
 
@@ -270,6 +276,10 @@ def _popup_labels():
         "description": gettext("诉求内容"),
         "name": gettext("诉求人"),
         "phone": gettext("联系电话"),
+        # Choice labels translated once per map: get_FOO_display() per ticket
+        # costs a lazy translation lookup each time.
+        "categories": {value: str(label) for value, label in Category.choices},
+        "statuses": {value: str(label) for value, label in TicketStatus.choices},
     }
 
 
@@ -295,9 +305,9 @@ def ticket_popup_html(ticket, reveal_personal_data, labels=None):
 
     received_at = timezone.localtime(ticket.received_at, SHANGHAI).strftime("%Y-%m-%d %H:%M")
     rows = [
-        (labels["category"], ticket.get_category_display()),
+        (labels["category"], labels["categories"].get(ticket.category, ticket.category)),
         (labels["received_at"], received_at),
-        (labels["status"], ticket.get_status_display()),
+        (labels["status"], labels["statuses"].get(ticket.status, ticket.status)),
         (labels["address"], address),
         (labels["description"], description),
     ]

@@ -22,8 +22,13 @@ from webmap.assets import LEAFLET_CSS, LEAFLET_JS, check_local_assets, resolve_b
 
 logger = logging.getLogger(__name__)
 
-# Highest zoom level of the map, the usual maximum of web map tile services.
+# Highest zoom level of the map: street level, about 0.55 m per pixel at 24 degrees N.
 MAP_MAX_ZOOM = 18
+
+# Above this many fine cells, a map whose filter leaves the resolution to
+# the page draws coarse cells instead, because tens of thousands of SVG
+# polygons make the page megabytes large and slow to pan.
+MAX_AUTO_FINE_CELLS = 5000
 
 # Zoom level cap when fitting to the data, so one ticket or one cell is
 # shown with its streets around it instead of at the maximum zoom.
@@ -57,6 +62,8 @@ class PlannerMap:
     body_html: str
     script_js: str
     resolution: int
+    # True when the page chose the coarse resolution because fine cells exceeded MAX_AUTO_FINE_CELLS.
+    resolution_coarsened: bool = False
     ticket_count: int = 0
     located_count: int = 0
     heat_point_count: int = 0
@@ -103,10 +110,11 @@ def build_planner_map(map_filter, reveal_personal_data=False):
     """Build the planner map for ``map_filter`` (a queries.MapFilter) and render it.
 
     Personal data in the marker popups is masked unless ``reveal_personal_data``
-    is true; decide it with gridmap.roles.can_see_personal_data.
+    is true, which gridmap.roles.can_see_personal_data decides. A filter
+    without a resolution gets fine cells, or coarse ones above
+    MAX_AUTO_FINE_CELLS fine cells.
     """
     started = time.perf_counter()
-    resolution = map_filter.resolution or settings.FIREGRID_H3_RES_FINE
     max_markers = settings.FIREGRID_MAP_MAX_MARKERS
     names = layer_names()
 
@@ -135,7 +143,7 @@ def build_planner_map(map_filter, reveal_personal_data=False):
         layers.hotspot_layer(hotspot_cells, name=names["hotspots"]).add_to(planner_map)
         drawn_layers["hotspots"] = names["hotspots"]
 
-    cell_counts = queries.h3_cell_counts(tickets, resolution)
+    resolution, cell_counts, resolution_coarsened = _cell_counts_for_filter(tickets, map_filter)
     count_classes = []
     if cell_counts:
         # The counts start hidden under a hotspot layer, which covers the same cells.
@@ -145,7 +153,8 @@ def build_planner_map(map_filter, reveal_personal_data=False):
         cell_layer.add_to(planner_map)
         drawn_layers["cells"] = names["cells"]
 
-    heat_points = queries.heat_points(tickets)
+    extent = queries.ticket_extent(tickets)
+    heat_points = queries.heat_points(tickets, queries.heat_snap_deg(extent))
     if heat_points:
         layers.heat_layer(heat_points, name=names["heat"]).add_to(planner_map)
         drawn_layers["heat"] = names["heat"]
@@ -157,7 +166,7 @@ def build_planner_map(map_filter, reveal_personal_data=False):
 
     folium.LayerControl(collapsed=False).add_to(planner_map)
     layers.MapLegend(layers.legend_html(drawn_layers.keys(), count_classes, resolution)).add_to(planner_map)
-    fit = FitBounds(_bounds_to_fit(tickets, hotspot_cells, area), padding=(30, 30), max_zoom=FIT_MAX_ZOOM)
+    fit = FitBounds(_bounds_to_fit(extent, hotspot_cells, area), padding=(30, 30), max_zoom=FIT_MAX_ZOOM)
     # The map is created at the study area's centre. An animated fit would
     # then zoom visibly on load, so the page jumps to the data at once.
     fit.options["animate"] = False
@@ -169,6 +178,7 @@ def build_planner_map(map_filter, reveal_personal_data=False):
         body_html=body_html,
         script_js=script_js,
         resolution=resolution,
+        resolution_coarsened=resolution_coarsened,
         ticket_count=ticket_count,
         located_count=located_count,
         heat_point_count=len(heat_points),
@@ -213,9 +223,21 @@ def _render_parts(planner_map):
     return figure.header.render(), figure.html.render(), figure.script.render()
 
 
-def _bounds_to_fit(tickets, hotspot_cells, study_area):
+def _cell_counts_for_filter(tickets, map_filter):
+    """Return (resolution, {cell: ticket count}, whether the resolution was coarsened automatically)."""
+    if map_filter.resolution is not None:
+        return map_filter.resolution, queries.h3_cell_counts(tickets, map_filter.resolution), False
+
+    fine = settings.FIREGRID_H3_RES_FINE
+    cell_counts = queries.h3_cell_counts(tickets, fine)
+    if len(cell_counts) <= MAX_AUTO_FINE_CELLS:
+        return fine, cell_counts, False
+    coarse = settings.FIREGRID_H3_RES_COARSE
+    return coarse, queries.h3_cell_counts(tickets, coarse), True
+
+
+def _bounds_to_fit(extent, hotspot_cells, study_area):
     """Return the tickets' extent, else the hotspot cells', else the study area, in Leaflet's order."""
-    extent = queries.ticket_extent(tickets)
     if extent:
         min_lng, min_lat, max_lng, max_lat = extent
         return [[min_lat, min_lng], [max_lat, max_lng]]

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib.gis.db.models import Extent
 from django.contrib.gis.db.models.functions import SnapToGrid
-from django.db.models import Count
+from django.db.models import Count, FloatField, Func
 
 from spatial.models import HotspotCell, HotspotRun, Ticket
 
@@ -19,10 +19,13 @@ from spatial.models import HotspotCell, HotspotRun, Ticket
 # filter are calendar days there whatever TIME_ZONE the server runs with.
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
-# Heat points are tickets snapped to a 0.0005-degree lattice (about 55 m
-# north-south, 50 m east-west at 24 degrees N) and counted, which keeps the
-# page small without a visible change at city zoom levels.
+# Heat points are tickets snapped to a lattice and counted. The lattice step
+# is at least 0.0005 degrees (about 55 m north-south, 50 m east-west at 24
+# degrees N), and coarser for wide extents so that the longer side of the
+# extent has at most HEAT_LATTICE_CELLS steps. That bounds the page at about
+# 256 x 256 points whatever the number of tickets.
 HEAT_SNAP_DEG = 0.0005
+HEAT_LATTICE_CELLS = 256
 
 
 @dataclass(frozen=True)
@@ -73,16 +76,30 @@ def _start_of_day(day):
     return datetime.combine(day, time.min, tzinfo=SHANGHAI)
 
 
-def heat_points(tickets):
-    """Return [lat, lng, ticket count] rows of the tickets snapped to HEAT_SNAP_DEG."""
+def heat_snap_deg(extent):
+    """Return the heat lattice step in degrees for an extent (min_lng, min_lat, max_lng, max_lat) or None."""
+    if not extent:
+        return HEAT_SNAP_DEG
+    min_lng, min_lat, max_lng, max_lat = extent
+    return max(HEAT_SNAP_DEG, max(max_lng - min_lng, max_lat - min_lat) / HEAT_LATTICE_CELLS)
+
+
+def heat_points(tickets, snap_deg=HEAT_SNAP_DEG):
+    """Return [lat, lng, ticket count] rows of the tickets snapped to a lattice of ``snap_deg`` degrees."""
+    snapped = SnapToGrid("location", snap_deg)
     rows = (
         tickets.filter(location__isnull=False)
-        .annotate(snapped=SnapToGrid("location", HEAT_SNAP_DEG))
-        .values("snapped")
+        .annotate(
+            lat=Func(snapped, function="ST_Y", output_field=FloatField()),
+            lng=Func(snapped, function="ST_X", output_field=FloatField()),
+        )
+        .values("lat", "lng")
         .annotate(weight=Count("id"))
         .order_by()
+        .values_list("lat", "lng", "weight")
     )
-    return [[row["snapped"].y, row["snapped"].x, row["weight"]] for row in rows]
+    # Six decimals are 0.1 m, and drop float noise such as 23.960500000000003.
+    return [[round(lat, 6), round(lng, 6), weight] for lat, lng, weight in rows]
 
 
 def h3_cell_counts(tickets, resolution):
