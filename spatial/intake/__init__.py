@@ -127,10 +127,13 @@ def import_file(path, *, profile_name=None, mapping_path=None, rejects_path=None
         res_fine=settings.FIREGRID_H3_RES_FINE, res_coarse=settings.FIREGRID_H3_RES_COARSE,
     )
     result = ImportResult(file_name=str(path), encoding=used_encoding, rows_read=len(frame))
-    if len(problems):
-        if rejects_path is None:
-            raise IntakeError(_describe_problems(problems, path))
+    if len(problems) and rejects_path is None:
+        raise IntakeError(_describe_problems(problems, path))
+    if rejects_path is not None:
+        # Written even with no rejects, so that a file left by an earlier
+        # run is not read as this run's.
         _write_rejects(problems, frame, rejects_path)
+    if len(problems):
         result.rejects_path = str(rejects_path)
         for code, count in problems["code"].value_counts().items():
             counts[code] = int(count)
