@@ -559,7 +559,11 @@ def test_same_file_twice_adds_nothing(tmp_path):
     assert "  此前已导入(跳过): 6" in lines
     second = ImportBatch.objects.latest("id")
     assert second.rows_imported == 0
-    assert second.counts["already_imported"] == 6
+    # No location flags: the flagged rows were skipped, not written again.
+    assert second.counts == {
+        "already_imported": 6, "bad_closed": 1, "bad_received": 1, "closed_before_received": 1, "duplicate_id": 1,
+        "missing_id": 1, "missing_received": 1,
+    }
 
 
 def test_rows_already_stored_are_skipped_not_rejected(tmp_path):
@@ -572,6 +576,22 @@ def test_rows_already_stored_are_skipped_not_rejected(tmp_path):
     batches = list(ImportBatch.objects.order_by("id"))
     assert ticket("XZ002").batch_id == batches[0].pk
     assert ticket("XZ003").batch_id == batches[1].pk
+    assert batches[0].counts == {"no_location": 2}
+    assert batches[1].counts == {"no_location": 1, "already_imported": 1}
+    assert "  无可用位置(保留,不落图): 1" in lines
+
+
+def test_rejects_file_replaced_when_clean(tmp_path):
+    rejects = tmp_path / "rejects.csv"
+    rejects.write_text("row,column,reason_code,reason\n3,办结时间,bad_closed,办结时间无法识别\n", encoding="utf-8")
+    path = write_csv(tmp_path / "tickets.csv", HEADERS_12345, [good_row("XZ001")])
+
+    lines = run_import(path, "--skip-invalid", str(rejects))
+
+    with rejects.open(encoding="utf-8-sig", newline="") as handle:
+        assert list(csv.reader(handle)) == [["row", "column", "reason_code", "reason", *HEADERS_12345]]
+    assert not any("被拒绝的行" in line for line in lines)
+    assert Ticket.objects.count() == 1
 
 
 def test_batch_records_file_and_counts(tmp_path):

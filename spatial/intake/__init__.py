@@ -149,6 +149,9 @@ def import_file(path, *, profile_name=None, mapping_path=None, rejects_path=None
             stored = existing_numbers(profile.source_system, tickets["external_id"].tolist())
         if stored:
             tickets = tickets[~tickets["external_id"].isin(stored)]
+            # The location flags describe the rows written now, not those skipped.
+            for code in ("no_location", "bad_coordinates", "outside_study_area"):
+                counts[code] = int(tickets[code].sum())
         counts["already_imported"] = len(stored)
         batch = ImportBatch.objects.create(
             file_name=path.name, file_sha256=_file_sha256(path), profile=profile.name,

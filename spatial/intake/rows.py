@@ -227,8 +227,10 @@ def prepare_rows(frame, profile, columns, *, study_area, res_fine, res_coarse):
     lat, lng, given = lat[keep], lng[keep], given[keep]
     usable = coords.usable_location_mask(lat, lng)
     zero_pair = (lat == 0) & (lng == 0)
-    counts["no_location"] = int((~usable & (~given | zero_pair)).sum())
-    counts["bad_coordinates"] = int((~usable & given & ~zero_pair).sum())
+    no_location = ~usable & (~given | zero_pair)
+    bad_coordinates = ~usable & given & ~zero_pair
+    counts["no_location"] = int(no_location.sum())
+    counts["bad_coordinates"] = int(bad_coordinates.sum())
     orig_lat = np.where(usable, lat, np.nan)
     orig_lng = np.where(usable, lng, np.nan)
     row_crs = crs[kept].to_numpy(dtype=object)
@@ -288,6 +290,9 @@ def prepare_rows(frame, profile, columns, *, study_area, res_fine, res_coarse):
         "orig_lng": orig_lng,
         "orig_crs": np.where(usable, row_crs, ""),
         "outside_study_area": outside,
+        # Flags kept per row so the import can count only the rows it writes.
+        "no_location": no_location,
+        "bad_coordinates": bad_coordinates,
         "h3_fine": h3_fine,
         "h3_coarse": h3_coarse,
         "department": text_column("department", 200),
