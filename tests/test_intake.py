@@ -475,6 +475,35 @@ def test_problem_list_is_capped(tmp_path):
     assert lines[21] == "  ……另有 5 行"
 
 
+def test_row_with_several_problems_counted_once(tmp_path):
+    rows = [["", "不是时间", "也不是"], ["XZ2", "2024-03-05 14:30", ""], ["XZ3", "2024-03-05 14:30", ""]]
+    path = write_csv(tmp_path / "tickets.csv", ["工单编号", "受理时间", "办结时间"], rows)
+
+    assert import_error(path).splitlines() == [
+        f"{path}:1 行无效,未导入任何数据。修正这些行,或使用 --skip-invalid 文件名 导入有效行并把被拒绝的行写入该文件。",
+        "  第 2 行,列 办结时间:办结时间无法识别 (也不是)",
+        "  第 2 行,列 受理时间:受理时间无法识别 (不是时间)",
+        "  第 2 行,列 工单编号:缺少工单编号",
+    ]
+
+    lines = run_import(path, "--skip-invalid", str(tmp_path / "rejects.csv"))
+
+    assert lines[1].startswith("读取 3 行,导入 2 行,拒绝 1 行")
+    assert ImportBatch.objects.get().counts == {"bad_closed": 1, "bad_received": 1, "missing_id": 1, "no_location": 2}
+
+
+def test_problem_list_counts_hidden_rows(tmp_path):
+    # 15 rows with two problems each: 20 lines show rows 2-11, and rows 12-16 are not shown.
+    rows = [[f"XZ{number:03d}", "不是时间", "也不是"] for number in range(15)]
+    path = write_csv(tmp_path / "tickets.csv", ["工单编号", "受理时间", "办结时间"], rows)
+
+    lines = import_error(path).splitlines()
+
+    assert lines[0].startswith(f"{path}:15 行无效,")
+    assert lines[20] == "  第 11 行,列 受理时间:受理时间无法识别 (不是时间)"
+    assert lines[21:] == ["  ……另有 5 行"]
+
+
 def test_skip_invalid_writes_rejects(tmp_path):
     rows = bad_rows()
     path = write_csv(tmp_path / "tickets.csv", HEADERS_12345, rows)

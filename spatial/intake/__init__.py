@@ -72,16 +72,19 @@ def resolve_profile(profile_name=None, mapping_path=None):
 
 
 def _describe_problems(problems, path):
+    # A row can have several problems, one line each, so rows are counted separately from lines.
+    shown = problems.head(MAX_LISTED_PROBLEMS)
     listed = []
-    for problem in problems.head(MAX_LISTED_PROBLEMS).itertuples():
+    for problem in shown.itertuples():
         value = f" ({problem.value})" if problem.value else ""
         column = problem.column or "-"
         listed.append(_("  第 %(row)s 行,列 %(column)s:%(message)s%(value)s")
                       % {"row": problem.row, "column": column, "message": problem.message, "value": value})
-    if len(problems) > MAX_LISTED_PROBLEMS:
-        listed.append(_("  ……另有 %(count)s 行") % {"count": len(problems) - MAX_LISTED_PROBLEMS})
+    hidden_rows = set(problems["row"]) - set(shown["row"])
+    if hidden_rows:
+        listed.append(_("  ……另有 %(count)s 行") % {"count": len(hidden_rows)})
     header = _("%(path)s:%(count)s 行无效,未导入任何数据。修正这些行,或使用 --skip-invalid 文件名 "
-               "导入有效行并把被拒绝的行写入该文件。") % {"path": path, "count": len(problems)}
+               "导入有效行并把被拒绝的行写入该文件。") % {"path": path, "count": problems["row"].nunique()}
     return "\n".join([header, *listed])
 
 
@@ -137,7 +140,7 @@ def import_file(path, *, profile_name=None, mapping_path=None, rejects_path=None
         result.rejects_path = str(rejects_path)
         for code, count in problems["code"].value_counts().items():
             counts[code] = int(count)
-    result.rejected = len(problems)
+    result.rejected = int(problems["row"].nunique())
 
     with transaction.atomic():
         with connection.cursor() as cursor:
