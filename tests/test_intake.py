@@ -504,6 +504,39 @@ def test_problem_list_counts_hidden_rows(tmp_path):
     assert lines[21:] == ["  ……另有 5 行"]
 
 
+def test_empty_rows_skipped(tmp_path):
+    rows = [["XZ2", "2024-03-05 14:30", ""], ["", "", ""], ["XZ3", "不是时间", ""], [" ", "", "　"], ["", "", ""]]
+    path = write_csv(tmp_path / "tickets.csv", ["工单编号", "受理时间", "办结时间"], rows)
+
+    # The blank rows are neither errors nor in the way of the row numbers.
+    assert import_error(path).splitlines()[1:] == ["  第 4 行,列 受理时间:受理时间无法识别 (不是时间)"]
+
+    lines = run_import(path, "--skip-invalid", str(tmp_path / "rejects.csv"))
+
+    assert lines[1].startswith("读取 5 行,导入 1 行,拒绝 1 行")
+    assert "  空行(跳过): 3" in lines
+    assert ImportBatch.objects.get().counts == {"bad_received": 1, "empty_rows": 3, "no_location": 1}
+    with (tmp_path / "rejects.csv").open(encoding="utf-8-sig", newline="") as handle:
+        assert list(csv.reader(handle))[1] == ["4", "受理时间", "bad_received", "受理时间无法识别", "XZ3", "不是时间", ""]
+
+
+def test_xlsx_empty_rows_skipped(tmp_path):
+    sheet_rows = [["工单编号", "受理时间"], ["XZ1", "2024-03-05 14:30"], [None, None], ["XZ2", "2024-03-05 15:30"],
+                  [None, None]]
+    path = write_xlsx(tmp_path / "tickets.xlsx", {"工单": sheet_rows})
+
+    run_import(path)
+
+    assert sorted(Ticket.objects.values_list("external_id", flat=True)) == ["XZ1", "XZ2"]
+
+
+def test_only_empty_rows(tmp_path):
+    path = write_csv(tmp_path / "tickets.csv", ["工单编号", "受理时间"], [["", ""], ["", ""]])
+    lines = run_import(path)
+    assert lines[1].startswith("读取 2 行,导入 0 行,拒绝 0 行")
+    assert Ticket.objects.count() == 0
+
+
 def test_skip_invalid_writes_rejects(tmp_path):
     rows = bad_rows()
     path = write_csv(tmp_path / "tickets.csv", HEADERS_12345, rows)

@@ -45,6 +45,7 @@ def reason_text(code, **values):
         "outside_study_area": _("位置超出研究区(保留并标记)"),
         "merged_unit_rows": _("同一警情的出动单位行(已合并)"),
         "already_imported": _("此前已导入(跳过)"),
+        "empty_rows": _("空行(跳过)"),
     }
     if code == "duplicate_id" and not values:
         # The import summary counts duplicates of many first rows under one line.
@@ -81,6 +82,20 @@ def _column(frame, columns, name):
     if header is None:
         return pd.Series("", index=frame.index, dtype="string")
     return frame[header].astype("string").fillna("")
+
+
+def _blank_rows(frame, columns):
+    """Return a mask of rows whose cells are all empty, as spreadsheets often leave below the data."""
+    # Only rows without a number and a received time can be blank, so the
+    # check of every cell runs on those few.
+    candidates = (_column(frame, columns, "external_id").str.strip().eq("")
+                  & _column(frame, columns, "received_at").str.strip().eq(""))
+    if not candidates.any():
+        return candidates
+    cells = frame[candidates].astype("string").fillna("")
+    blank = pd.Series(False, index=frame.index)
+    blank[candidates] = cells.apply(lambda column: column.str.strip().eq("")).all(axis=1)
+    return blank
 
 
 def _parse_location(frame, columns):
@@ -168,9 +183,14 @@ def prepare_rows(frame, profile, columns, *, study_area, res_fine, res_coarse):
     rejected rows, and flag counts by code.
     """
     rows = pd.Series(np.arange(len(frame)) + FIRST_DATA_ROW, index=frame.index)
+    counts = {}
+    blank = _blank_rows(frame, columns)
+    if blank.any():
+        counts["empty_rows"] = int(blank.sum())
+        frame = frame[~blank]
+        rows = rows[~blank]
     problems = RowProblems()
     rejected = pd.Series(False, index=frame.index)
-    counts = {}
 
     external_id = clean_identifier(_column(frame, columns, "external_id"))
     missing_id = external_id.eq("")
