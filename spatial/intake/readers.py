@@ -18,6 +18,8 @@ from spatial.exceptions import IntakeError
 logger = logging.getLogger(__name__)
 
 ENCODINGS = ("utf-8-sig", "utf-8", "gbk", "gb18030")
+# NOTE: pandas 3.1 deprecates its xlrd engine (Pandas4Warning) in favour of
+# calamine, which needs the python-calamine package, not a dependency yet.
 EXCEL_SUFFIXES = {".xlsx": "openpyxl", ".xlsm": "openpyxl", ".xls": "xlrd"}
 
 
