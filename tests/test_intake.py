@@ -404,6 +404,28 @@ def test_invalid_study_area_option(tmp_path):
     assert message == "研究区 109.4,23.7,110.1 应为 4 个数:min_lng,min_lat,max_lng,max_lat"
 
 
+def test_profile_and_mapping_exclusive(tmp_path):
+    path = write_csv(tmp_path / "tickets.csv", HEADERS_12345, encoding_rows("刘䶮"))
+    message = import_error(path, "--profile", "12345", "--mapping", str(tmp_path / "town.toml"))
+    assert "--mapping" in message
+    assert "--profile" in message
+
+
+def test_profile_choice_checked(tmp_path):
+    path = write_csv(tmp_path / "tickets.csv", HEADERS_12345, encoding_rows("刘䶮"))
+    assert "invalid choice: 'beijing'" in import_error(path, "--profile", "beijing")
+
+
+def test_tab_separated_file(tmp_path):
+    path = tmp_path / "tickets.tsv"
+    path.write_text("工单编号\t受理时间\t诉求内容\nXZ1\t2024-03-05 14:30\t楼道堆放杂物, 影响通行\n", encoding="gbk")
+
+    lines = run_import(path)
+
+    assert lines[0] == f"文件:{path}(编码:gbk)"
+    assert ticket("XZ1").description == "楼道堆放杂物, 影响通行"
+
+
 def test_unknown_profile_name():
     with pytest.raises(MappingError) as error:
         import_file("unused.csv", profile_name="beijing")
