@@ -829,6 +829,19 @@ def test_spreadsheet_numbers_cleaned(tmp_path):
     assert sorted(Ticket.objects.values_list("external_id", flat=True)) == ["12345", "12346", "12347"]
 
 
+def test_scientific_notation_numbers_rejected(tmp_path):
+    rows = [["2.02403E+12", "2024-03-05 14:30"], ["2.02403E+12", "2024-03-05 15:30"], ["2024030500013", "2024-03-05 16:30"],
+            ["6E-05", "2024-03-05 17:30"], ["2024E0001", "2024-03-05 18:30"], ["1e5", "2024-03-05 19:30"]]
+    path = write_csv(tmp_path / "tickets.csv", ["工单编号", "受理时间"], rows)
+
+    # Numbers with letters in them, such as 2024E0001, stay valid.
+    assert import_error(path).splitlines()[1:] == [
+        "  第 2 行,列 工单编号:工单编号是科学计数法,位数已丢失;请把该列设为文本格式后重新导出 (2.02403E+12)",
+        "  第 3 行,列 工单编号:工单编号是科学计数法,位数已丢失;请把该列设为文本格式后重新导出 (2.02403E+12)",
+        "  第 5 行,列 工单编号:工单编号是科学计数法,位数已丢失;请把该列设为文本格式后重新导出 (6E-05)",
+    ]
+
+
 def test_cleaned_numbers_collide_as_duplicates(tmp_path):
     rows = [["12345", "2024-03-05 14:30"], ["12345.0", "2024-03-05 15:30"]]
     path = write_csv(tmp_path / "tickets.csv", ["工单编号", "受理时间"], rows)

@@ -34,6 +34,7 @@ def reason_text(code, **values):
     """Return the user-facing text of a reject or flag code."""
     texts = {
         "missing_id": _("缺少工单编号"),
+        "scientific_id": _("工单编号是科学计数法,位数已丢失;请把该列设为文本格式后重新导出"),
         "duplicate_id": _("工单编号重复,首次出现在第 %(first_row)s 行"),
         "missing_received": _("缺少受理时间"),
         "bad_received": _("受理时间无法识别"),
@@ -196,6 +197,12 @@ def prepare_rows(frame, profile, columns, *, study_area, res_fine, res_coarse):
     missing_id = external_id.eq("")
     problems.add(missing_id, rows, columns["external_id"], None, "missing_id")
     rejected |= missing_id
+    # Excel writes long numbers in a narrow General column as 2.02403E+12 (one
+    # digit, a signed exponent) when saving CSV. The digits are gone, and
+    # different tickets would share the number.
+    scientific_id = external_id.str.fullmatch(r"\d(?:\.\d+)?[eE][+-]\d+").fillna(False).astype(bool)
+    problems.add(scientific_id, rows, columns["external_id"], external_id, "scientific_id")
+    rejected |= scientific_id
 
     received_text = _column(frame, columns, "received_at")
     received_at, bad_received = parse_datetimes(received_text, profile.timezone)
