@@ -26,7 +26,8 @@ from spatial.models import ImportBatch, Ticket
 
 logger = logging.getLogger(__name__)
 
-# How many rejected rows an all-or-nothing failure lists before "and N more".
+# How many problem lines an all-or-nothing failure lists before "and N more rows".
+# A row with several problems takes one line for each.
 MAX_LISTED_PROBLEMS = 20
 
 

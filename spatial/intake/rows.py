@@ -317,7 +317,7 @@ def prepare_rows(frame, profile, columns, *, study_area, res_fine, res_coarse):
         "orig_lng": orig_lng,
         "orig_crs": np.where(usable, row_crs, ""),
         "outside_study_area": outside,
-        # Flags kept per row so the import can count only the rows it writes.
+        # Kept per row so that the import counts flags only for the rows it writes.
         "no_location": no_location,
         "bad_coordinates": bad_coordinates,
         "h3_fine": h3_fine,
