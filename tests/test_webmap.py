@@ -19,7 +19,14 @@ from gridmap.roles import Role, can_see_personal_data, has_role, user_roles
 from spatial.models import HotspotCell, HotspotLabel, HotspotRun, ImportBatch, Ticket, TicketSource
 from spatial.taxonomy import Category
 from webmap.assets import check_local_assets
-from webmap.layers import cell_polygon, count_classes, ticket_popup_html
+from webmap.layers import (
+    FIT_MAX_ZOOM,
+    cell_polygon,
+    count_classes,
+    estimate_fit_zoom,
+    heat_saturation,
+    ticket_popup_html,
+)
 from webmap.privacy import mask_name, mask_personal_numbers, mask_phone
 from webmap.queries import heat_points, heat_snap_deg
 
@@ -289,6 +296,29 @@ def test_many_fine_cells_switch_to_coarse(planner_client, monkeypatch):
 )
 def test_heat_lattice_step(extent, expected_deg):
     assert heat_snap_deg(extent) == pytest.approx(expected_deg)
+
+
+def test_fit_zoom_estimates():
+    study_area = [[23.70, 109.40], [24.33, 110.10]]
+    one_point = [[CENTRE_LAT, CENTRE_LNG], [CENTRE_LAT, CENTRE_LNG]]
+
+    assert estimate_fit_zoom(study_area) == 10
+    assert estimate_fit_zoom(one_point) == FIT_MAX_ZOOM
+
+
+def test_heat_saturation_sums_nearby_points():
+    # Squares at zoom 14 are 0.00069 degrees (about 70 m) wide.
+    near_points = [[CENTRE_LAT, CENTRE_LNG, 6], [CENTRE_LAT, CENTRE_LNG + 0.00001, 4]]
+    neighbour_points = [[CENTRE_LAT, CENTRE_LNG, 6], [CENTRE_LAT, CENTRE_LNG + 0.0012, 4]]
+    # About 1 km apart, and inside one square at zoom 6 (0.18 degrees wide).
+    apart_points = [[CENTRE_LAT, CENTRE_LNG, 6], [CENTRE_LAT + 0.001, CENTRE_LNG - 0.010, 4]]
+
+    assert heat_saturation([], 14) == 1
+    assert heat_saturation([[CENTRE_LAT, CENTRE_LNG, 1]], 14) == 1
+    assert heat_saturation(near_points, 14) == 5
+    assert heat_saturation(neighbour_points, 14) == 5
+    assert heat_saturation(apart_points, 14) == 3
+    assert heat_saturation(apart_points, 6) == 5
 
 
 def test_heat_points_weighted_by_count():
@@ -601,6 +631,14 @@ def test_page_in_english(planner_client):
     assert "Planner map" in content
     assert "Ticket heatmap" in content
     assert "规划分析地图" not in content
+
+
+def test_language_switch_to_english(planner_client):
+    response = planner_client.post(reverse("set_language"), {"language": "en", "next": MAP_URL})
+
+    assert response.status_code == 302
+    assert response.url == MAP_URL
+    assert "Log out" in page(planner_client).content.decode()
 
 
 # --- assets and basemaps -------------------------------------------------------------

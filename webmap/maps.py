@@ -30,9 +30,6 @@ MAP_MAX_ZOOM = 18
 # polygons make the page megabytes large and slow to pan.
 MAX_AUTO_FINE_CELLS = 5000
 
-# Zoom level cap when fitting to the data, so one ticket or one cell is
-# shown with its streets around it instead of at the maximum zoom.
-FIT_MAX_ZOOM = 16
 
 
 @dataclass
@@ -146,17 +143,18 @@ def build_planner_map(map_filter, reveal_personal_data=False):
     resolution, cell_counts, resolution_coarsened = _cell_counts_for_filter(tickets, map_filter)
     count_classes = []
     if cell_counts:
-        # The counts start hidden under a hotspot layer, which covers the same cells.
-        cell_layer, count_classes = layers.h3_count_layer(
-            cell_counts, resolution, name=names["cells"], show=not hotspot_cells
-        )
+        # The counts start hidden because the heatmap, shown from the start,
+        # draws the same tickets, and both at once are hard to read.
+        cell_layer, count_classes = layers.h3_count_layer(cell_counts, resolution, name=names["cells"], show=False)
         cell_layer.add_to(planner_map)
         drawn_layers["cells"] = names["cells"]
 
     extent = queries.ticket_extent(tickets)
+    bounds = _bounds_to_fit(extent, hotspot_cells, area)
     heat_points = queries.heat_points(tickets, queries.heat_snap_deg(extent))
     if heat_points:
-        layers.heat_layer(heat_points, name=names["heat"]).add_to(planner_map)
+        heat = layers.heat_layer(heat_points, name=names["heat"], fit_zoom=layers.estimate_fit_zoom(bounds))
+        heat.add_to(planner_map)
         drawn_layers["heat"] = names["heat"]
 
     recent = queries.recent_tickets(tickets, max_markers)
@@ -166,7 +164,7 @@ def build_planner_map(map_filter, reveal_personal_data=False):
 
     folium.LayerControl(collapsed=False).add_to(planner_map)
     layers.MapLegend(layers.legend_html(drawn_layers.keys(), count_classes, resolution)).add_to(planner_map)
-    fit = FitBounds(_bounds_to_fit(extent, hotspot_cells, area), padding=(30, 30), max_zoom=FIT_MAX_ZOOM)
+    fit = FitBounds(bounds, padding=(30, 30), max_zoom=layers.FIT_MAX_ZOOM)
     # The map is created at the study area's centre. An animated fit would
     # then zoom visibly on load, so the page jumps to the data at once.
     fit.options["animate"] = False
