@@ -21,10 +21,13 @@ from spatial.exceptions import IntakeError, MappingError
 from spatial.intake.loader import copy_tickets, existing_numbers
 from spatial.intake.profiles import PROFILES, load_mapping_file, resolve_columns
 from spatial.intake.readers import read_table
-from spatial.intake.rows import prepare_rows, reason_text
+from spatial.intake.rows import FLAG_CODES, build_tickets, check_rows, reason_text
 from spatial.models import ImportBatch, Ticket
 
 logger = logging.getLogger(__name__)
+
+# Rows normalised and written per step of a large import.
+BUILD_CHUNK_ROWS = 100_000
 
 # How many problem lines an all-or-nothing failure lists before "and N more rows".
 # A row with several problems takes one line for each.
@@ -126,10 +129,8 @@ def import_file(path, *, profile_name=None, mapping_path=None, rejects_path=None
     except ValueError as error:
         raise IntakeError(str(error)) from None
 
-    tickets, problems, counts = prepare_rows(
-        frame, profile, columns, study_area=bbox,
-        res_fine=settings.FIREGRID_H3_RES_FINE, res_coarse=settings.FIREGRID_H3_RES_COARSE,
-    )
+    check = check_rows(frame, profile, columns)
+    problems, counts = check.problems, dict(check.counts)
     result = ImportResult(file_name=str(path), encoding=used_encoding, rows_read=len(frame))
     if len(problems) and rejects_path is None:
         raise IntakeError(_describe_problems(problems, path))
@@ -150,18 +151,29 @@ def import_file(path, *, profile_name=None, mapping_path=None, rejects_path=None
             cursor.execute("LOCK TABLE spatial_ticket IN SHARE ROW EXCLUSIVE MODE")
         stored = set()
         if Ticket.objects.filter(source_system=profile.source_system).exists():
-            stored = existing_numbers(profile.source_system, tickets["external_id"].tolist())
+            stored = existing_numbers(profile.source_system, check.external_id[check.valid].tolist())
         if stored:
-            tickets = tickets[~tickets["external_id"].isin(stored)]
-            # The location flags describe the rows written now, not those skipped.
-            for code in ("no_location", "bad_coordinates", "outside_study_area"):
-                counts[code] = int(tickets[code].sum())
+            check.valid &= ~check.external_id.isin(stored)
         counts["already_imported"] = len(stored)
         batch = ImportBatch.objects.create(
             file_name=path.name, file_sha256=_file_sha256(path), profile=profile.name,
             encoding=used_encoding, simulated=simulated, rows_read=len(frame),
         )
-        result.imported = copy_tickets(tickets, profile.source_system, batch.pk, progress=progress)
+
+        def ticket_chunks():
+            # Built chunk by chunk so that the server stores one chunk while
+            # the next is normalised; the flags count only the rows written.
+            for start in range(0, len(check.frame), BUILD_CHUNK_ROWS):
+                tickets = build_tickets(
+                    check, profile, columns, slice(start, start + BUILD_CHUNK_ROWS), study_area=bbox,
+                    res_fine=settings.FIREGRID_H3_RES_FINE, res_coarse=settings.FIREGRID_H3_RES_COARSE,
+                )
+                for code in FLAG_CODES:
+                    counts[code] = counts.get(code, 0) + int(tickets[code].sum())
+                yield tickets
+
+        result.imported = copy_tickets(ticket_chunks(), int(check.valid.sum()), profile.source_system, batch.pk,
+                                       progress=progress)
         result.counts = {code: count for code, count in counts.items() if count}
         result.duration_s = time.perf_counter() - started
         batch.rows_imported = result.imported

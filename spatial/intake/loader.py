@@ -113,17 +113,24 @@ def _secondary_indexes(cursor):
     return cursor.fetchall()
 
 
-def copy_tickets(tickets, source_system, batch_id, progress=True):
+def copy_tickets(chunks, count, source_system, batch_id, progress=True):
     """COPY prepared tickets into the ticket table; the caller holds the transaction.
+
+    Parameters
+    ----------
+    chunks : iterable of DataFrame, or one DataFrame
+        Prepared tickets; a generator lets the caller build the next chunk
+        while the server stores the last.
+    count : int
+        Rows the chunks hold in all; decides whether indexes are rebuilt.
 
     Returns the number of rows written.
     """
-    count = len(tickets)
-    if count == 0:
-        return 0
-    table = _to_arrow(tickets, source_system, batch_id)
+    if isinstance(chunks, pd.DataFrame):
+        chunks = [chunks]
     options = pa_csv.WriteOptions(include_header=False)
     copy_sql = f"COPY spatial_ticket ({', '.join(COPY_COLUMNS)}) FROM STDIN (FORMAT csv)"
+    written = 0
 
     with connection.cursor() as cursor:
         existing = Ticket.objects.count()
@@ -140,14 +147,19 @@ def copy_tickets(tickets, source_system, batch_id, progress=True):
             # The queued writer sends on its own thread, so the server parses
             # one chunk while Arrow serialises the next.
             with cursor.cursor.copy(copy_sql, writer=QueuedLibpqWriter(cursor.cursor)) as copy:
-                for start in range(0, count, COPY_CHUNK_ROWS):
-                    chunk = table.slice(start, COPY_CHUNK_ROWS)
-                    sink = io.BytesIO()
-                    pa_csv.write_csv(chunk, sink, options)
-                    copy.write(sink.getvalue())
-                    bar.update(chunk.num_rows)
+                for tickets in chunks:
+                    if len(tickets) == 0:
+                        continue
+                    table = _to_arrow(tickets, source_system, batch_id)
+                    for start in range(0, table.num_rows, COPY_CHUNK_ROWS):
+                        part = table.slice(start, COPY_CHUNK_ROWS)
+                        sink = io.BytesIO()
+                        pa_csv.write_csv(part, sink, options)
+                        copy.write(sink.getvalue())
+                        bar.update(part.num_rows)
+                    written += table.num_rows
 
-        logger.info("COPY of %d rows took %.1f s", count, time.perf_counter() - copy_started)
+        logger.info("COPY of %d rows took %.1f s", written, time.perf_counter() - copy_started)
         rebuild_started = time.perf_counter()
         if dropped:
             # Django's foreign keys are deferred; their pending checks must run
@@ -159,4 +171,4 @@ def copy_tickets(tickets, source_system, batch_id, progress=True):
         if rebuild:
             cursor.execute("ANALYZE spatial_ticket")
             logger.info("Rebuilt %d indexes in %.1f s", len(dropped), time.perf_counter() - rebuild_started)
-    return count
+    return written

@@ -6,6 +6,7 @@ problem list (rejected with its row number, column and reason), or a count
 of rows merged into another (unit rows of one fire call).
 """
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,9 @@ from spatial import coords
 from spatial.models import TicketSource, TicketStatus
 from spatial.normalize import clean_identifier, normalize_address, normalize_text_series, parse_datetimes, parse_floats
 from spatial.taxonomy import KEYWORD_RULES, Category, resolve_category
+
+# Flags of rows that are written all the same, one boolean column each.
+FLAG_CODES = ("no_location", "bad_coordinates", "outside_study_area")
 
 # Header row is row 1, so the first data row is row 2 (its line in a CSV
 # file unless a quoted field spans lines).
@@ -167,21 +171,35 @@ def _map_status(series, closed_at, status_values):
     return given.fillna(derived).astype("string")
 
 
-def prepare_rows(frame, profile, columns, *, study_area, res_fine, res_coarse):
-    """Check and normalise an export.
+@dataclass
+class RowCheck:
+    """Outcome of the whole-file checks, aligned on the index of ``frame``."""
+
+    frame: pd.DataFrame
+    rows: pd.Series
+    valid: pd.Series
+    external_id: pd.Series
+    received_at: pd.Series
+    closed_at: pd.Series
+    crs: pd.Series
+    problems: pd.DataFrame
+    counts: dict
+
+
+def check_rows(frame, profile, columns):
+    """Run the checks that need the whole file: numbers, times, datums and duplicates.
 
     Parameters
     ----------
     frame : DataFrame of str, as read
     profile : Profile
     columns : dict field -> header, from ``resolve_columns``
-    study_area : (min_lng, min_lat, max_lng, max_lat) in WGS84 degrees
-    res_fine, res_coarse : int, H3 resolutions of the two cell columns
 
     Returns
     -------
-    (tickets, problems, counts) : the accepted rows with model fields, the
-    rejected rows, and flag counts by code.
+    RowCheck
+        Blank rows are dropped from ``frame`` and counted; ``valid`` marks
+        the rows that pass, ``problems`` lists the rejected ones.
     """
     rows = pd.Series(np.arange(len(frame)) + FIRST_DATA_ROW, index=frame.index)
     counts = {}
@@ -247,7 +265,31 @@ def prepare_rows(frame, profile, columns, *, study_area, res_fine, res_coarse):
             problems.add(duplicate, rows, columns["external_id"], external_id, "duplicate_id", messages)
             rejected |= duplicate
 
-    keep = ~rejected.to_numpy()
+    return RowCheck(frame=frame, rows=rows, valid=~rejected, external_id=external_id, received_at=received_at,
+                    closed_at=closed_at, crs=crs, problems=problems.frame(), counts=counts)
+
+
+def build_tickets(check, profile, columns, positions=slice(None), *, study_area, res_fine, res_coarse):
+    """Normalise the valid rows among ``positions`` of a checked file into ticket fields.
+
+    Parameters
+    ----------
+    check : RowCheck
+    profile, columns : as for ``check_rows``
+    positions : slice of row positions in ``check.frame``, so that a large
+        file can be built and written chunk by chunk
+    study_area : (min_lng, min_lat, max_lng, max_lat) in WGS84 degrees
+    res_fine, res_coarse : int, H3 resolutions of the two cell columns
+
+    Returns
+    -------
+    DataFrame with one row per ticket to write, including the flag
+    columns ``no_location``, ``bad_coordinates`` and ``outside_study_area``.
+    """
+    frame = check.frame.iloc[positions]
+    rows = check.rows.iloc[positions]
+    external_id, received_at, closed_at, crs = check.external_id, check.received_at, check.closed_at, check.crs
+    keep = check.valid.iloc[positions].to_numpy()
     kept = frame.index[keep]
 
     lat, lng, given = _parse_location(frame, columns)
@@ -256,14 +298,11 @@ def prepare_rows(frame, profile, columns, *, study_area, res_fine, res_coarse):
     zero_pair = (lat == 0) & (lng == 0)
     no_location = ~usable & (~given | zero_pair)
     bad_coordinates = ~usable & given & ~zero_pair
-    counts["no_location"] = int(no_location.sum())
-    counts["bad_coordinates"] = int(bad_coordinates.sum())
     orig_lat = np.where(usable, lat, np.nan)
     orig_lng = np.where(usable, lng, np.nan)
     row_crs = crs[kept].to_numpy(dtype=object)
     wgs_lat, wgs_lng = coords.to_wgs84(orig_lat, orig_lng, row_crs)
     outside = usable & ~coords.inside_bbox(wgs_lat, wgs_lng, study_area)
-    counts["outside_study_area"] = int(outside.sum())
 
     h3_fine = coords.h3_cells(wgs_lat, wgs_lng, res_fine)
     h3_coarse = coords.h3_parents(h3_fine, res_coarse)
@@ -326,4 +365,14 @@ def prepare_rows(frame, profile, columns, *, study_area, res_fine, res_coarse):
         "complainant_name": text_column("complainant_name", 100),
         "complainant_phone": text_column("complainant_phone", 40),
     })
-    return tickets, problems.frame(), counts
+    return tickets
+
+
+def prepare_rows(frame, profile, columns, *, study_area, res_fine, res_coarse):
+    """Check and normalise a whole export in one go; return (tickets, problems, counts)."""
+    check = check_rows(frame, profile, columns)
+    tickets = build_tickets(check, profile, columns, study_area=study_area, res_fine=res_fine, res_coarse=res_coarse)
+    counts = dict(check.counts)
+    for code in FLAG_CODES:
+        counts[code] = int(tickets[code].sum())
+    return tickets, check.problems, counts
