@@ -58,6 +58,75 @@ class ImportBatch(models.Model):
         return f"{self.file_name} ({self.started_at:%Y-%m-%d %H:%M})"
 
 
+# --- Analytics: zones, classification, repeats, associations, trends, risk --
+
+class ZoneType(models.TextChoices):
+    """The three rings (三圈层) plus everything else."""
+
+    CORE_COMMERCIAL = "core_commercial", _("核心商圈")
+    OLD_RESIDENTIAL = "old_residential", _("老旧小区")
+    INDUSTRIAL_PARK = "industrial_park", _("工业园区")
+    OTHER = "other", _("其他区域")
+
+
+class ZoneSource(models.TextChoices):
+    USER = "user", _("用户绘制")
+    OSM = "osm", _("OpenStreetMap 土地利用")
+    COMMUNITY = "community", _("社区图层")
+
+
+class Zone(models.Model):
+    """One polygon of a zone type, drawn by a user or derived from OSM land use or a community layer."""
+
+    name = models.CharField(_("名称"), max_length=200, blank=True)
+    zone_type = models.CharField(_("圈层类型"), max_length=16, choices=ZoneType.choices)
+    source = models.CharField(_("来源"), max_length=16, choices=ZoneSource.choices)
+    source_file = models.CharField(_("来源文件"), max_length=500, blank=True)
+    # Source attributes that decided the type (land-use tag, management status...).
+    attributes = models.JSONField(_("属性"), default=dict, blank=True)
+    geometry = models.MultiPolygonField(_("范围(WGS84)"), srid=4326)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("圈层区域")
+        verbose_name_plural = _("圈层区域")
+
+    def __str__(self):
+        return f"{self.get_zone_type_display()} {self.name}".strip()
+
+
+class CategorySource(models.TextChoices):
+    IMPORTED = "imported", _("导入时已有")
+    KEYWORD = "keyword", _("关键词规则")
+    MODEL = "model", _("分类模型")
+    REVIEW = "review", _("人工复核")
+
+
+class ClassifierVersion(models.Model):
+    """One trained text classifier, stored with its fitted pipeline and cross-validated figures."""
+
+    version = models.PositiveIntegerField(_("版本号"), unique=True)
+    created_at = models.DateTimeField(_("训练时间"), auto_now_add=True)
+    algorithm = models.CharField(_("算法"), max_length=200)
+    params = models.JSONField(_("参数"), default=dict)
+    classes = models.JSONField(_("类别"), default=list)
+    training_count = models.PositiveIntegerField(_("训练样本数"), default=0)
+    cv_accuracy = models.FloatField(_("交叉验证准确率"), null=True)
+    cv_macro_f1 = models.FloatField(_("交叉验证宏F1"), null=True)
+    confidence_threshold = models.FloatField(_("置信度阈值"))
+    # joblib dump of the fitted scikit-learn pipeline. The database keeps
+    # the model with the labels it produced, so no file can go missing.
+    model_blob = models.BinaryField(_("模型数据"))
+
+    class Meta:
+        verbose_name = _("分类模型版本")
+        verbose_name_plural = _("分类模型版本")
+        ordering = ["-version"]
+
+    def __str__(self):
+        return f"v{self.version}"
+
+
 class Ticket(models.Model):
     """One citizen request, IoT alarm or inspection finding."""
 
@@ -91,6 +160,24 @@ class Ticket(models.Model):
     batch = models.ForeignKey(ImportBatch, verbose_name=_("导入批次"), null=True, blank=True,
                               on_delete=models.DO_NOTHING, related_name="tickets", db_constraint=False,
                               db_index=False)
+
+    # Analytics columns. Each is nullable or has a database default, so the
+    # intake's COPY, which lists its columns, stays valid without them.
+    zone_type = models.CharField(_("圈层类型"), max_length=16, choices=ZoneType.choices, blank=True,
+                                 db_default="")
+    category_source = models.CharField(_("类型来源"), max_length=16, choices=CategorySource.choices,
+                                       blank=True, db_default="")
+    category_confidence = models.FloatField(_("分类置信度"), null=True, blank=True)
+    category_model = models.ForeignKey(ClassifierVersion, verbose_name=_("分类模型版本"), null=True, blank=True,
+                                       on_delete=models.SET_NULL, related_name="tickets", db_constraint=False,
+                                       db_index=False)
+    repeat_of = models.ForeignKey("self", verbose_name=_("重复投诉的前一工单"), null=True, blank=True,
+                                  on_delete=models.SET_NULL, related_name="repeats", db_constraint=False,
+                                  db_index=False)
+    duplicate_of = models.ForeignKey("self", verbose_name=_("重复登记的首个工单"), null=True, blank=True,
+                                     on_delete=models.SET_NULL, related_name="duplicates", db_constraint=False,
+                                     db_index=False)
+    suspected_fake_rectification = models.BooleanField(_("疑似虚假整改"), default=False, db_default=False)
 
     class Meta:
         verbose_name = _("工单")
@@ -156,4 +243,163 @@ class HotspotCell(models.Model):
         verbose_name_plural = _("热点单元")
         constraints = [
             models.UniqueConstraint(fields=["run", "h3_cell"], name="hotspot_cell_unique"),
+        ]
+
+
+class ReviewStatus(models.TextChoices):
+    PENDING = "pending", _("待复核")
+    CONFIRMED = "confirmed", _("已确认")
+    CORRECTED = "corrected", _("已改正")
+
+
+class ReviewItem(models.Model):
+    """A model prediction whose confidence fell below its version's threshold, waiting for a person."""
+
+    ticket = models.ForeignKey(Ticket, verbose_name=_("工单"), on_delete=models.CASCADE, related_name="reviews")
+    model = models.ForeignKey(ClassifierVersion, verbose_name=_("分类模型版本"), on_delete=models.CASCADE,
+                              related_name="reviews")
+    predicted_category = models.CharField(_("预测类型"), max_length=32, choices=Category.choices)
+    confidence = models.FloatField(_("置信度"))
+    status = models.CharField(_("复核状态"), max_length=16, choices=ReviewStatus.choices,
+                              default=ReviewStatus.PENDING)
+    reviewed_category = models.CharField(_("复核类型"), max_length=32, choices=Category.choices, blank=True)
+    reviewed_by = models.CharField(_("复核人"), max_length=150, blank=True)
+    created_at = models.DateTimeField(_("加入时间"), auto_now_add=True)
+    reviewed_at = models.DateTimeField(_("复核时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("分类复核")
+        verbose_name_plural = _("分类复核")
+        ordering = ["confidence", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["ticket", "model"], name="review_unique_ticket_model"),
+        ]
+
+
+class RepeatRun(models.Model):
+    """One linking of repeats and duplicates over all tickets, with the rule it applied."""
+
+    created_at = models.DateTimeField(_("计算时间"), auto_now_add=True)
+    # window_days, distance_m, duplicate_hours, fake_rectification_days.
+    params = models.JSONField(_("参数"), default=dict)
+    ticket_count = models.PositiveIntegerField(_("工单数"), default=0)
+    repeat_count = models.PositiveIntegerField(_("重复投诉数"), default=0)
+    duplicate_count = models.PositiveIntegerField(_("重复登记数"), default=0)
+    fake_rectification_count = models.PositiveIntegerField(_("疑似虚假整改数"), default=0)
+    duration_s = models.FloatField(_("耗时(秒)"), null=True)
+
+    class Meta:
+        verbose_name = _("重复投诉识别")
+        verbose_name_plural = _("重复投诉识别")
+        ordering = ["-created_at"]
+
+
+class AssociationRun(models.Model):
+    """One category × zone type × time test with its findings, stored so a page can show what it found."""
+
+    created_at = models.DateTimeField(_("计算时间"), auto_now_add=True)
+    params = models.JSONField(_("参数"), default=dict)
+    ticket_count = models.PositiveIntegerField(_("工单数"), default=0)
+    # List of findings, strongest first: category, zone_type, slot, observed,
+    # expected, lift, p_value, q_value, sentence.
+    findings = models.JSONField(_("发现"), default=list)
+    duration_s = models.FloatField(_("耗时(秒)"), null=True)
+
+    class Meta:
+        verbose_name = _("关联分析")
+        verbose_name_plural = _("关联分析")
+        ordering = ["-created_at"]
+
+
+class EmergingLabel(models.TextChoices):
+    NEW_HOT = "new_hot", _("新增热点")
+    CONSECUTIVE_HOT = "consecutive_hot", _("连续热点")
+    INTENSIFYING_HOT = "intensifying_hot", _("加强热点")
+    PERSISTENT_HOT = "persistent_hot", _("持续热点")
+    DIMINISHING_HOT = "diminishing_hot", _("减弱热点")
+    SPORADIC_HOT = "sporadic_hot", _("零星热点")
+    OSCILLATING_HOT = "oscillating_hot", _("振荡热点")
+    HISTORICAL_HOT = "historical_hot", _("历史热点")
+    NEW_COLD = "new_cold", _("新增冷点")
+    CONSECUTIVE_COLD = "consecutive_cold", _("连续冷点")
+    INTENSIFYING_COLD = "intensifying_cold", _("加强冷点")
+    PERSISTENT_COLD = "persistent_cold", _("持续冷点")
+    DIMINISHING_COLD = "diminishing_cold", _("减弱冷点")
+    SPORADIC_COLD = "sporadic_cold", _("零星冷点")
+    OSCILLATING_COLD = "oscillating_cold", _("振荡冷点")
+    HISTORICAL_COLD = "historical_cold", _("历史冷点")
+    NO_PATTERN = "no_pattern", _("无明显模式")
+
+
+class EmergingRun(models.Model):
+    """One emerging hot spot analysis on a space-time cube of H3 cells."""
+
+    created_at = models.DateTimeField(_("计算时间"), auto_now_add=True)
+    params = models.JSONField(_("参数"), default=dict)
+    slice_starts = models.JSONField(_("时间切片起点"), default=list)
+    ticket_count = models.PositiveIntegerField(_("工单数"), default=0)
+    cell_count = models.PositiveIntegerField(_("单元数"), default=0)
+    label_counts = models.JSONField(_("各类单元数"), default=dict)
+    duration_s = models.FloatField(_("耗时(秒)"), null=True)
+
+    class Meta:
+        verbose_name = _("时空热点分析")
+        verbose_name_plural = _("时空热点分析")
+        ordering = ["-created_at"]
+
+
+class EmergingCell(models.Model):
+    """Trend label of one H3 cell of an emerging hot spot run."""
+
+    run = models.ForeignKey(EmergingRun, on_delete=models.CASCADE, related_name="cells")
+    h3_cell = models.BigIntegerField(_("H3单元"))
+    label = models.CharField(_("模式"), max_length=20, choices=EmergingLabel.choices)
+    ticket_count = models.PositiveIntegerField(_("工单数"))
+    hot_slices = models.PositiveIntegerField(_("热点切片数"))
+    cold_slices = models.PositiveIntegerField(_("冷点切片数"))
+    trend_z = models.FloatField(_("Mann-Kendall z值"), null=True)
+    trend_p = models.FloatField(_("Mann-Kendall p值"), null=True)
+
+    class Meta:
+        verbose_name = _("时空热点单元")
+        verbose_name_plural = _("时空热点单元")
+        constraints = [
+            models.UniqueConstraint(fields=["run", "h3_cell"], name="emerging_cell_unique"),
+        ]
+
+
+class RiskRun(models.Model):
+    """One risk-map run: model, temporal holdout figures and the predicted period."""
+
+    created_at = models.DateTimeField(_("计算时间"), auto_now_add=True)
+    model_version = models.CharField(_("模型版本"), max_length=100)
+    params = models.JSONField(_("参数"), default=dict)
+    period = models.CharField(_("周期"), max_length=8)
+    predicted_start = models.DateField(_("预测周期起点"))
+    # Holdout figures of the model and of both baselines, plus the split.
+    evaluation = models.JSONField(_("评估结果"), default=dict)
+    ticket_count = models.PositiveIntegerField(_("工单数"), default=0)
+    cell_count = models.PositiveIntegerField(_("单元数"), default=0)
+    duration_s = models.FloatField(_("耗时(秒)"), null=True)
+
+    class Meta:
+        verbose_name = _("风险预测")
+        verbose_name_plural = _("风险预测")
+        ordering = ["-created_at"]
+
+
+class RiskCell(models.Model):
+    """Predicted probability of at least one ticket in one H3 cell for the run's coming period."""
+
+    run = models.ForeignKey(RiskRun, on_delete=models.CASCADE, related_name="cells")
+    h3_cell = models.BigIntegerField(_("H3单元"))
+    probability = models.FloatField(_("风险概率"))
+    rank = models.PositiveIntegerField(_("排名"))
+    zone_type = models.CharField(_("圈层类型"), max_length=16, choices=ZoneType.choices, blank=True)
+
+    class Meta:
+        verbose_name = _("风险单元")
+        verbose_name_plural = _("风险单元")
+        constraints = [
+            models.UniqueConstraint(fields=["run", "h3_cell"], name="risk_cell_unique"),
         ]
