@@ -6,6 +6,7 @@ the tests. By default a file goes in whole or not at all; with
 there with its row number, column and reason.
 """
 import csv
+import dataclasses
 import hashlib
 import logging
 import time
@@ -16,7 +17,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
-from spatial.coords import parse_bbox
+from spatial.coords import parse_bbox, parse_crs
 from spatial.exceptions import IntakeError, MappingError
 from spatial.intake.loader import copy_tickets, existing_numbers
 from spatial.intake.profiles import PROFILES, load_mapping_file, resolve_columns
@@ -113,15 +114,22 @@ def _file_sha256(path):
 
 
 def import_file(path, *, profile_name=None, mapping_path=None, rejects_path=None, encoding=None, sheet=None,
-                study_area=None, simulated=False, progress=True):
+                study_area=None, crs=None, simulated=False, progress=True):
     """Import one export and return an ImportResult.
 
-    Raises IntakeError (nothing written) when the file, its mapping or, without
-    ``rejects_path``, any row is invalid.
+    ``crs`` overrides the profile's coordinate system for rows whose file
+    has no coordinate-system column. Raises IntakeError (nothing written)
+    when the file, its mapping or, without ``rejects_path``, any row is
+    invalid.
     """
     started = time.perf_counter()
     path = Path(path)
     profile = resolve_profile(profile_name, mapping_path)
+    if crs:
+        system = parse_crs(crs)
+        if system is None:
+            raise IntakeError(_("未知坐标系 %(crs)s;可用 wgs84、gcj02、bd09") % {"crs": crs})
+        profile = dataclasses.replace(profile, crs=str(system))
     frame, used_encoding = read_table(path, encoding=encoding, sheet=sheet)
     columns = resolve_columns(profile, list(frame.columns), path)
     try:

@@ -20,6 +20,8 @@ class Command(BaseCommand):
         parser.add_argument("--sheet", help=_("Excel 工作表名称,默认第一个"))
         parser.add_argument("--study-area", metavar="MIN_LNG,MIN_LAT,MAX_LNG,MAX_LAT",
                             help=_("研究区范围(WGS84 度);范围外的工单保留并标记"))
+        parser.add_argument("--crs", metavar="wgs84|gcj02|bd09",
+                            help=_("文件没有坐标系列时使用的坐标系,覆盖映射方案的默认值(12345 方案默认 GCJ-02)"))
         parser.add_argument("--simulated", action="store_true", help=_("把本批数据标记为模拟数据"))
         parser.add_argument("--no-progress", action="store_true", help=_("不显示进度条"))
 
@@ -28,7 +30,7 @@ class Command(BaseCommand):
             result = import_file(
                 options["path"], profile_name=options["profile"], mapping_path=options["mapping"],
                 rejects_path=options["skip_invalid"], encoding=options["encoding"], sheet=options["sheet"],
-                study_area=options["study_area"], simulated=options["simulated"],
+                study_area=options["study_area"], crs=options["crs"], simulated=options["simulated"],
                 progress=not options["no_progress"],
             )
         except IntakeError as error:
