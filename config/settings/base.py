@@ -157,3 +157,56 @@ FIREGRID_TIANDITU_KEY = os.environ.get("FIREGRID_TIANDITU_KEY", "")
 FIREGRID_MAP_MAX_MARKERS = int(os.environ.get("FIREGRID_MAP_MAX_MARKERS", "2000"))
 
 MQTT_URL = os.environ.get("MQTT_URL", "mqtt://127.0.0.1:1883")
+
+# --- routing: road graphs, patrol routes, station coverage -------------------
+import json  # noqa: E402  (kept inside this app's block)
+
+# Speeds in km/h per OpenStreetMap highway class, for travel times on the
+# streets of Chinese towns: urban arterials at 40 km/h and residential lanes
+# at 20 km/h, below the posted limits because of crossings and mixed traffic.
+# A posted maxspeed lowers an edge's speed. Ways of classes not listed
+# (footways, steps, cycleways, paths) are left out of the graph.
+# FIREGRID_ROAD_SPEEDS_KPH, a JSON object, overrides single entries.
+FIREGRID_ROAD_SPEEDS_KPH = {
+    "motorway": 80, "motorway_link": 40, "trunk": 60, "trunk_link": 40,
+    "primary": 40, "primary_link": 30, "secondary": 35, "secondary_link": 30,
+    "tertiary": 30, "tertiary_link": 25, "unclassified": 25, "residential": 20,
+    "living_street": 10, "service": 15, "road": 20,
+}
+FIREGRID_ROAD_SPEEDS_KPH.update(json.loads(os.environ.get("FIREGRID_ROAD_SPEEDS_KPH", "{}")))
+# Patrol routes: time budget and service time per stop in minutes, the
+# farthest a stop may lie from a road in metres, the OR-Tools time limit in
+# seconds, and how many of the highest-risk H3 cells become candidate stops.
+FIREGRID_PATROL_BUDGET_MIN = float(os.environ.get("FIREGRID_PATROL_BUDGET_MIN", "120"))
+FIREGRID_PATROL_SERVICE_MIN = float(os.environ.get("FIREGRID_PATROL_SERVICE_MIN", "5"))
+FIREGRID_PATROL_SNAP_MAX_M = float(os.environ.get("FIREGRID_PATROL_SNAP_MAX_M", "150"))
+FIREGRID_PATROL_SOLVER_TIME_LIMIT_S = float(os.environ.get("FIREGRID_PATROL_SOLVER_TIME_LIMIT_S", "1.5"))
+FIREGRID_PATROL_MAX_CELLS = int(os.environ.get("FIREGRID_PATROL_MAX_CELLS", "20"))
+# Value of one stop of each kind; an H3 cell's value comes from the function
+# named by FIREGRID_PATROL_CELL_VALUE (dotted path), which a risk model can replace.
+FIREGRID_PATROL_STOP_VALUES = {"ticket": 3.0, "alarm": 5.0, "reinspection": 4.0}
+FIREGRID_PATROL_CELL_VALUE = os.environ.get("FIREGRID_PATROL_CELL_VALUE", "routing.patrol.hotspot_cell_values")
+# Road network that the patrol and coverage pages use: the path of an OSM
+# file loaded with load_roads (empty: the most recently loaded one).
+FIREGRID_ROAD_FILE = os.environ.get("FIREGRID_ROAD_FILE", "")
+# Station coverage: isochrone time in minutes and the width in metres of the
+# band drawn around each reached street to form the isochrone polygon.
+FIREGRID_ISOCHRONE_MIN = float(os.environ.get("FIREGRID_ISOCHRONE_MIN", "5"))
+FIREGRID_ISOCHRONE_BUFFER_M = float(os.environ.get("FIREGRID_ISOCHRONE_BUFFER_M", "50"))
+
+# --- iot: sensors, MQTT listener, alarm rules ---------------------------------
+# Topics are PREFIX/sensors/<sensor code>/reading (one reading) and
+# PREFIX/gateways/<gateway code>/batch (a batch), both at QoS 1.
+FIREGRID_IOT_TOPIC_PREFIX = os.environ.get("FIREGRID_IOT_TOPIC_PREFIX", "firegrid/v1")
+# Client id of the listener's persistent MQTT session; two listeners with
+# the same id would take the session from each other.
+FIREGRID_IOT_CLIENT_ID = os.environ.get("FIREGRID_IOT_CLIENT_ID", "firegrid-iot-listener")
+# A device time more than this many seconds ahead of the receipt time is
+# replaced by the receipt time and flagged.
+FIREGRID_IOT_CLOCK_SKEW_S = int(os.environ.get("FIREGRID_IOT_CLOCK_SKEW_S", "60"))
+# The listener writes at most this many messages per transaction, and waits
+# at most this long for a batch to fill.
+FIREGRID_IOT_BATCH_MESSAGES = int(os.environ.get("FIREGRID_IOT_BATCH_MESSAGES", "500"))
+FIREGRID_IOT_BATCH_WAIT_MS = int(os.environ.get("FIREGRID_IOT_BATCH_WAIT_MS", "50"))
+# Seconds between the listener's checks for silent sensors.
+FIREGRID_IOT_OFFLINE_CHECK_S = int(os.environ.get("FIREGRID_IOT_OFFLINE_CHECK_S", "30"))

@@ -1,0 +1,264 @@
+"""The long-running MQTT listener: subscribe, store in batches, acknowledge after commit.
+
+The session is persistent (MQTT 5, clean start off, session never expires,
+fixed client id), and paho-mqtt 2's manual acknowledgement holds each
+PUBACK until the transaction that stored the message has committed. A
+listener or broker restart therefore loses no message the broker had
+acknowledged to its publisher: unacknowledged ones are redelivered, and
+the (sensor, seq) key drops the copies that were already stored.
+
+Limits that sit in the broker's configuration, not here: Mosquitto drops
+QoS 1 messages beyond ``max_queued_messages`` (1000 by default) for a
+disconnected or slow session, and keeps messages across its own restart
+only with ``persistence true`` and a clean shutdown or autosave. See
+:func:`iot.broker.write_config` for the settings FireGrid uses.
+"""
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from django.db import OperationalError, InterfaceError, close_old_connections, connection
+from django.utils import timezone
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from iot import rules
+from iot.ingest import IngestResult, Message, SensorDirectory, ingest
+from iot.models import DeadLetter
+
+logger = logging.getLogger(__name__)
+
+SESSION_NEVER_EXPIRES = 0xFFFFFFFF
+DB_RETRY_MAX_S = 30.0
+
+
+def topic_filters(prefix):
+    """Return the two subscription filters of the topic scheme under ``prefix``."""
+    return [f"{prefix}/sensors/+/reading", f"{prefix}/gateways/+/batch"]
+
+
+def sensor_from_topic(prefix, topic):
+    """Return the sensor code of a single-reading topic, or "" for a gateway batch topic."""
+    parts = topic[len(prefix) + 1:].split("/") if topic.startswith(prefix + "/") else []
+    if len(parts) == 3 and parts[0] == "sensors" and parts[2] == "reading":
+        return parts[1]
+    return ""
+
+
+def parse_broker_url(url):
+    """Split ``mqtt://host:port`` into (host, port); only plain MQTT on loopback or a LAN is supported."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "tcp"):
+        raise ValueError(f"MQTT_URL {url!r} must start with mqtt://")
+    return parts.hostname or "127.0.0.1", parts.port or 1883
+
+
+@dataclass
+class ListenerStats:
+    messages: int = 0
+    readings_stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    time_replaced: int = 0
+    tickets_opened: int = 0
+    batches: int = 0
+    db_retries: int = 0
+
+    def add(self, result: IngestResult):
+        self.messages += result.messages
+        self.readings_stored += result.readings_stored
+        self.duplicates += result.duplicates
+        self.rejected += result.rejected
+        self.time_replaced += result.time_replaced
+        self.tickets_opened += len(result.tickets_opened)
+        self.batches += 1
+
+
+class Listener:
+    """Receive readings from the broker and store them; :meth:`run` blocks until :meth:`stop`."""
+
+    def __init__(self, url, client_id, prefix, batch_messages=500, batch_wait_ms=50, offline_check_s=30,
+                 stats_interval_s=60):
+        self.host, self.port = parse_broker_url(url)
+        self.client_id = client_id
+        self.prefix = prefix.rstrip("/")
+        self.batch_messages = batch_messages
+        self.batch_wait_s = batch_wait_ms / 1000
+        self.offline_check_s = offline_check_s
+        self.stats_interval_s = stats_interval_s
+        self.stats = ListenerStats()
+        self.directory = SensorDirectory()
+        self._inbox = queue.Queue()
+        self._stop = threading.Event()
+        # Incremented on each connection; acknowledgements of messages from an
+        # older connection are dropped, because their packet ids may now
+        # belong to other messages. The broker redelivers those messages.
+        self._generation = 0
+        self.connected = threading.Event()
+        self.client = self._make_client()
+
+    def _make_client(self):
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                             protocol=mqtt.MQTTv5, manual_ack=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        return client
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            logger.error("MQTT broker %s:%s refused the connection: %s", self.host, self.port, reason_code)
+            return
+        self._generation += 1
+        logger.info("connected to MQTT broker %s:%s as %s (session present: %s)",
+                    self.host, self.port, self.client_id, flags.session_present)
+        client.subscribe([(topic, 1) for topic in topic_filters(self.prefix)])
+        self.connected.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        self.connected.clear()
+        if not self._stop.is_set():
+            logger.warning("disconnected from MQTT broker %s:%s (%s); reconnecting", self.host, self.port,
+                           reason_code)
+
+    def _on_message(self, client, userdata, message):
+        self._inbox.put((self._generation, message.mid, message.qos, message.topic, message.payload,
+                         bool(message.retain), timezone.now()))
+
+    def stop(self):
+        self._stop.set()
+
+    def _connect_properties(self):
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+        # Let the broker send the next batch while this one is being written.
+        properties.ReceiveMaximum = min(65535, 2 * self.batch_messages)
+        return properties
+
+    def run(self):
+        """Connect, then store batches until stopped; no payload and no database outage ends the loop."""
+        logger.info("iot listener starting: broker %s:%s, topics %s", self.host, self.port,
+                    ", ".join(topic_filters(self.prefix)))
+        self.client.connect_async(self.host, self.port, keepalive=30, clean_start=False,
+                                  properties=self._connect_properties())
+        self.client.loop_start()
+        next_offline_check = time.monotonic()
+        next_stats = time.monotonic() + self.stats_interval_s
+        try:
+            while not self._stop.is_set():
+                batch = self._collect()
+                if batch:
+                    self._store(batch)
+                now = time.monotonic()
+                if self.offline_check_s and now >= next_offline_check:
+                    next_offline_check = now + self.offline_check_s
+                    self._check_offline()
+                if now >= next_stats:
+                    next_stats = now + self.stats_interval_s
+                    self.log_stats()
+            # Store what has arrived, so that a clean stop acknowledges it.
+            while True:
+                batch = self._collect(block=False)
+                if not batch:
+                    break
+                self._store(batch)
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+            self.log_stats()
+            logger.info("iot listener stopped")
+
+    def log_stats(self):
+        s = self.stats
+        logger.info("iot listener: %d messages, %d readings stored, %d duplicates, %d rejected, "
+                    "%d device times replaced, %d tickets opened in %d batches",
+                    s.messages, s.readings_stored, s.duplicates, s.rejected, s.time_replaced,
+                    s.tickets_opened, s.batches)
+
+    def _collect(self, block=True):
+        try:
+            first = self._inbox.get(timeout=0.2) if block else self._inbox.get_nowait()
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.batch_wait_s
+        while len(batch) < self.batch_messages:
+            try:
+                batch.append(self._inbox.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not block:
+                break
+            try:
+                batch.append(self._inbox.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
+
+    def _messages(self, batch):
+        return [Message(payload=payload, topic=topic, retained=retained, received_at=received_at,
+                        topic_sensor=sensor_from_topic(self.prefix, topic))
+                for _gen, _mid, _qos, topic, payload, retained, received_at in batch]
+
+    def _store(self, batch):
+        delay = 0.5
+        while True:
+            try:
+                close_old_connections()
+                result = ingest(self._messages(batch), self.directory, channel="mqtt")
+                self.stats.add(result)
+                break
+            except (OperationalError, InterfaceError) as error:
+                # The database is away: keep the batch unacknowledged and retry.
+                self.stats.db_retries += 1
+                logger.error("storing %d messages failed, retrying in %.1f s: %s", len(batch), delay, error)
+                connection.close()
+                if self._stop.wait(delay):
+                    return
+                delay = min(delay * 2, DB_RETRY_MAX_S)
+            except Exception:  # noqa: BLE001 - no input may stop the listener
+                logger.exception("storing a batch of %d messages failed; storing them one by one", len(batch))
+                connection.close()
+                self._store_one_by_one(batch)
+                break
+        self._ack(batch)
+
+    def _store_one_by_one(self, batch):
+        for item in batch:
+            message = self._messages([item])[0]
+            try:
+                self.stats.add(ingest([message], self.directory, channel="mqtt"))
+            except (OperationalError, InterfaceError):
+                raise
+            except Exception as error:  # noqa: BLE001
+                connection.close()
+                logger.exception("message on %s could not be stored; keeping it as a dead letter", message.topic)
+                DeadLetter.objects.create(channel="mqtt", topic=message.topic[:300],
+                                          sensor_code=message.topic_sensor[:64],
+                                          reason=f"internal error: {error}"[:300],
+                                          payload=message.payload.decode("utf-8", "replace")[:10_000])
+                self.stats.rejected += 1
+
+    def _ack(self, batch):
+        for generation, mid, qos, *_rest in batch:
+            if qos > 0 and generation == self._generation:
+                self.client.ack(mid, qos)
+
+    def _check_offline(self):
+        try:
+            close_old_connections()
+            tickets = rules.check_offline()
+        except (OperationalError, InterfaceError) as error:
+            logger.error("offline check failed: %s", error)
+            connection.close()
+            return
+        self.stats.tickets_opened += len(tickets)
+        for ticket in tickets:
+            logger.info("device-offline ticket %s opened", ticket.external_id)
