@@ -210,3 +210,20 @@ FIREGRID_IOT_BATCH_MESSAGES = int(os.environ.get("FIREGRID_IOT_BATCH_MESSAGES", 
 FIREGRID_IOT_BATCH_WAIT_MS = int(os.environ.get("FIREGRID_IOT_BATCH_WAIT_MS", "50"))
 # Seconds between the listener's checks for silent sensors.
 FIREGRID_IOT_OFFLINE_CHECK_S = int(os.environ.get("FIREGRID_IOT_OFFLINE_CHECK_S", "30"))
+
+# --- gridmap: responsibility grid, workflow, escalation, Open311, lookup ----
+# Largest distance in metres from a ticket to a grid unit's edge for the
+# nearest-unit fallback of grid placement; farther tickets go to the county.
+FIREGRID_GRID_NEAREST_M = float(os.environ.get("FIREGRID_GRID_NEAREST_M", "200"))
+# Citizen lookup: at most this many failed attempts per client address, and
+# per ticket number, within the window; then HTTP 429 until it passes.
+FIREGRID_LOOKUP_MAX_FAILURES = int(os.environ.get("FIREGRID_LOOKUP_MAX_FAILURES", "5"))
+FIREGRID_LOOKUP_WINDOW_S = int(os.environ.get("FIREGRID_LOOKUP_WINDOW_S", "900"))
+# Notification e-mails: Django's backend (console by default, SMTP in production).
+EMAIL_BACKEND = os.environ.get("FIREGRID_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("FIREGRID_EMAIL_HOST", "127.0.0.1")
+EMAIL_PORT = int(os.environ.get("FIREGRID_EMAIL_PORT", "25"))
+DEFAULT_FROM_EMAIL = os.environ.get("FIREGRID_FROM_EMAIL", "firegrid@localhost")
+# Uploaded photos of on-site and rectification reports.
+MEDIA_ROOT = Path(os.environ.get("FIREGRID_MEDIA_ROOT", VAR_DIR / "media"))
+MEDIA_URL = "media/"
