@@ -789,6 +789,7 @@ def test_category_from_keywords(tmp_path, text, category):
     rows = [["K1", "2024-03-05 14:30", "", text, "", "", "", "", "", "", ""]]
     run_import(write_csv(tmp_path / "tickets.csv", HEADERS_12345, rows))
     assert ticket("K1").category == category
+    assert ticket("K1").category_source == "keyword"
 
 
 def test_category_from_raw_type(tmp_path):
@@ -808,6 +809,7 @@ def test_category_column_wins_over_keywords(tmp_path):
     assert ticket("K1").category == "electrical"
     assert ticket("K2").category == "separation"
     assert ticket("K3").category == "ebike_charging"
+    assert [ticket(number).category_source for number in ("K1", "K2", "K3")] == ["imported", "imported", "keyword"]
 
 
 def test_status_and_source_columns(tmp_path):

@@ -26,7 +26,7 @@ COPY_COLUMNS = (
     "source_system", "external_id", "source", "received_at", "closed_at", "status", "category", "raw_type",
     "description", "address", "address_normalized", "location", "orig_lng", "orig_lat", "orig_crs",
     "outside_study_area", "h3_fine", "h3_coarse", "department", "complainant_name", "complainant_phone",
-    "batch_id",
+    "batch_id", "category_source",
 )
 # Smaller loads keep the indexes: rebuilding them would cost more.
 INDEX_REBUILD_MIN_ROWS = 50_000
@@ -98,6 +98,7 @@ def _to_arrow(tickets, source_system, batch_id):
         "complainant_name": text(tickets["complainant_name"]),
         "complainant_phone": text(tickets["complainant_phone"]),
         "batch_id": pa.array([batch_id] * count, type=pa.int64()),
+        "category_source": text(tickets["category_source"]),
     })
 
 

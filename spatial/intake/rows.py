@@ -316,9 +316,13 @@ def build_tickets(check, profile, columns, positions=slice(None), *, study_area,
     raw_type = normalize_text_series(raw_type[kept])
     description = normalize_text_series(_column(frame, columns, "description")[kept])
     category = _classify(raw_type, description)
+    # A category given in the export is a label the classifier may learn
+    # from; a keyword category is only the baseline's guess.
+    category_source = pd.Series("keyword", index=category.index, dtype="string")
     if "category" in columns:
         given_category = _column(frame, columns, "category")[kept].map(resolve_category)
         category = given_category.astype("string").fillna(category)
+        category_source[given_category.notna().to_numpy()] = "imported"
 
     address = normalize_text_series(_column(frame, columns, "address")[kept])
     distinct_addresses = {value: normalize_address(value) for value in address.unique()}
@@ -346,6 +350,7 @@ def build_tickets(check, profile, columns, positions=slice(None), *, study_area,
         "closed_at": aligned(closed_at[kept]),
         "status": aligned(status),
         "category": aligned(category),
+        "category_source": aligned(category_source),
         "raw_type": aligned(raw_type, 500),
         "description": aligned(description),
         "address": aligned(address, 500),
