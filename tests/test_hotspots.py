@@ -1,10 +1,11 @@
 """Gi* hotspots: the statistic against esda and exact enumeration, runs on PostGIS, the command.
 
 Worlds are built around one resolution-9 cell in Xiangzhou County. Runs
-that assert exact sets of hot or cold cells use 9,999 permutations, so the
-smallest pseudo p-value (0.0002) sits well below the Benjamini-Hochberg
-thresholds. The same sets then come out for every seed from 0 to 29, not
-only for the fixed one used here.
+with pseudo p-values that assert exact sets of hot or cold cells use 9,999
+permutations, so the smallest pseudo p-value (0.0002) sits well below the
+Benjamini-Hochberg thresholds. Runs with the default z_sim p-values use
+999. In both cases the same sets come out for every seed from 0 to 29,
+not only for the fixed one used here.
 """
 import datetime
 import itertools
@@ -20,6 +21,7 @@ import pytest
 from django.contrib.gis.geos import Point
 from django.core.management import CommandError, call_command, load_command_class
 from h3.api import basic_int as h3_int
+from scipy import stats
 
 from spatial.analysis import gistar, hotspots
 from spatial.models import HotspotCell, HotspotLabel, HotspotRun, Ticket
@@ -97,6 +99,23 @@ def cold_world():
 
 def labels_by_cell(run):
     return dict(run.cells.values_list("h3_cell", "label"))
+
+
+def ring_two_cells_touching_two_of_ring_one():
+    """The six ring-2 cells of CENTER that share an edge with two ring-1 cells."""
+    return {cell for cell in h3_int.grid_ring(CENTER, 2) if len(set(h3_int.grid_ring(cell, 1)) & disk(1)) == 2}
+
+
+def clustered_disk(radius, cluster_centers, background_rate, peak_rate, cluster_radius, seed):
+    """Draw Poisson counts on disk(radius): background_rate everywhere, plus peak_rate within cluster_radius of each center."""
+    cells = np.array(sorted(disk(radius)), dtype=np.uint64)
+    position = {cell: i for i, cell in enumerate(cells.tolist())}
+    rate = np.full(len(cells), background_rate)
+    for cluster_center in cluster_centers:
+        for cell in h3_int.grid_disk(cluster_center, cluster_radius):
+            rate[position[cell]] += peak_rate
+    values = np.random.default_rng(seed).poisson(rate).astype(np.float64)
+    return cells, values
 
 
 # --- the statistic alone -------------------------------------------------------
@@ -188,6 +207,166 @@ def test_permutation_counts_same_seed_identical():
     assert not np.array_equal(first[0], other_seed[0])
 
 
+def test_permutation_moments_match_enumeration():
+    # Same eight cells as the enumeration of counts above. The mean of
+    # 20,000 simulated local sums must lie within 5 standard errors
+    # (sd / sqrt(P)) of the exact mean, and their standard deviation within
+    # 5 standard errors of the exact one, sd * sqrt((kurtosis - 1) / (4 P)).
+    extra = next(iter(h3_int.grid_ring(CENTER, 2)))
+    cells = np.array(sorted(disk(1) | {extra}), dtype=np.uint64)
+    neighbours = gistar.neighbour_index(cells)
+    values = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0])
+    permutations = 20_000
+    draws = gistar.conditional_permutations(values, neighbours, permutations, seed=1)
+
+    for i in range(len(cells)):
+        k = int((neighbours[i] >= 0).sum())
+        others = [values[j] for j in range(len(cells)) if j != i]
+        sums = np.array([values[i] + sum(subset) for subset in itertools.combinations(others, k)])
+        exact_mean = sums.mean()
+        exact_std = sums.std()
+        kurtosis = ((sums - exact_mean) ** 4).mean() / exact_std**4
+        mean_error = 5.0 * exact_std / np.sqrt(permutations)
+        std_error = 5.0 * exact_std * np.sqrt((kurtosis - 1.0) / (4.0 * permutations))
+        assert abs(draws.simulated_mean[i] - exact_mean) <= mean_error, (i, k, exact_mean)
+        assert abs(draws.simulated_std[i] - exact_std) <= std_error, (i, k, exact_std)
+
+
+def test_permutation_counts_unchanged_by_moments():
+    cells, values, neighbours = study_arrays(hot_world())
+    draws = gistar.conditional_permutations(values, neighbours, 999, seed=42)
+    above, below = gistar.conditional_permutation_counts(values, neighbours, 999, seed=42)
+    assert np.array_equal(draws.at_or_above, above)
+    assert np.array_equal(draws.at_or_below, below)
+
+
+def test_z_sim_p_values_consistent_with_esda():
+    # Poisson counts on disk(20) with six clusters. esda and FireGrid draw
+    # differently, so each z_sim is a Monte Carlo estimate from 9,999 draws.
+    # The standard error of one estimate is taken as sqrt((1 + z**2) / P),
+    # above the normal-theory sqrt((1 + z**2 / 2) / P) because these counts
+    # are skewed. The difference of two estimates must then stay within 6
+    # times sqrt(2 * (1 + z**2) / P). Eight seed pairs reached at most 4.1.
+    cluster_centers = list(h3_int.grid_ring(CENTER, 10))[::10]
+    cells, values = clustered_disk(20, cluster_centers, 0.5, 4.0, 2, seed=4)
+    neighbours = gistar.neighbour_index(cells)
+    permutations = 9999
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        reference = esda.G_Local(
+            values, esda_weights(neighbours), transform="B", star=True,
+            permutations=permutations, n_jobs=1, seed=3, keep_simulations=True,
+        )
+    result = gistar.gi_star(values, neighbours, permutations, seed=5, p_method="z_sim")
+    expected_p = 2.0 * reference.p_z_sim
+
+    assert not np.isnan(result.z_sim).any()
+    tolerance = 6.0 * np.sqrt(2.0 * (1.0 + result.z_sim**2) / permutations)
+    outside = np.abs(result.z_sim - reference.z_sim) > tolerance
+    assert outside.sum() == 0
+    assert np.corrcoef(result.p_values, expected_p)[0, 1] > 0.998
+    assert np.abs(result.p_values - expected_p).max() < 0.07
+    # Both flag about the same number of cells after the same FDR step.
+    esda_flagged = int((gistar.fdr_confidence(expected_p) > 0).sum())
+    flagged = int((result.confidence > 0).sum())
+    assert esda_flagged > 0
+    assert abs(flagged - esda_flagged) <= 0.1 * esda_flagged
+
+
+def test_simulated_z_scores_zero_spread_nan():
+    observed = np.array([5.0, 5.0, 3.0, 0.7])
+    mean = np.array([5.0, 4.0, 3.0, 0.7 + 2e-16])
+    std = np.array([0.0, 0.5, 0.0, 4e-16])
+    z_sim = gistar.simulated_z_scores(observed, mean, std)
+    assert z_sim[1] == 2.0
+    assert np.isnan(z_sim[[0, 2, 3]]).all()
+
+
+def test_two_sided_normal_p():
+    p_values = gistar.two_sided_normal_p(np.array([0.0, 1.959963984540054, -1.959963984540054, 40.0, np.nan]))
+    assert np.allclose(p_values[:3], [1.0, 0.05, 0.05], rtol=1e-12, atol=0)
+    assert 0.0 <= p_values[3] < 1e-300
+    assert p_values[4] == 1.0
+
+
+def test_assign_direction_z_sim_needs_agreeing_sign():
+    z_scores = np.array([2.5, 2.5, -2.5, -2.5, np.nan, 2.5, 2.5])
+    z_sim = np.array([3.0, -3.0, -3.0, 3.0, 3.0, np.nan, 3.0])
+    confidence = np.array([95, 95, 95, 95, 95, 95, 0])
+    direction = gistar.assign_direction_z_sim(z_scores, z_sim, confidence)
+    assert direction.tolist() == [1, 0, -1, 0, 0, 0, 0]
+
+
+def test_gi_star_z_sim_hot_world():
+    # The six ring-2 cells touching two ring-1 cells have a local sum of
+    # 1 + 10 + 10 + 1 + 1 + 1 + 1 = 25 against a mean of about 7.9. The
+    # normal approximation puts their two-sided p-value near 2e-4, while
+    # 200,000 draws put 0.67% of local sums at or above 25 (two-sided
+    # 0.013), so z_sim flags them and pseudo p-values do not.
+    cells, values, neighbours = study_arrays(hot_world())
+    result = gistar.gi_star(values, neighbours, 999, seed=12345)
+    hot = set(cells[result.direction == 1].tolist())
+    assert result.p_method == "z_sim"
+    assert hot == disk(1) | ring_two_cells_touching_two_of_ring_one()
+    assert (result.direction >= 0).all()
+    assert set(result.confidence[result.direction == 1].tolist()) == {99}
+    center = cells.tolist().index(CENTER)
+    assert result.z_sim[center] > 10
+    expected_p = 2.0 * stats.norm.sf(np.abs(result.z_sim))
+    assert np.allclose(result.p_values, expected_p, rtol=1e-12, atol=0)
+
+
+def test_gi_star_z_sim_large_set_flags_clusters():
+    # 20,419 cells (disk(82)), Poisson background of 0.3 tickets and four
+    # clusters of 19 cells with 3 more tickets per cell. With 999
+    # permutations BH at 0.10 needs 409 cells at the pseudo p-value floor
+    # 0.002, so pseudo flags nothing while z_sim flags the clusters. z_sim
+    # also flags about 40 cells more than one ring outside the clusters,
+    # the false discoveries that the shuffled-counts test below shows.
+    ring = list(h3_int.grid_ring(CENTER, 40))
+    cluster_centers = [ring[k * len(ring) // 4] for k in range(4)]
+    cells, values = clustered_disk(82, cluster_centers, 0.3, 3.0, 2, seed=0)
+    neighbours = gistar.neighbour_index(cells)
+    cluster_cells = set().union(*(set(h3_int.grid_disk(center, 2)) for center in cluster_centers))
+
+    z_sim = gistar.gi_star(values, neighbours, 999, seed=0)
+    pseudo = gistar.gi_star(values, neighbours, 999, seed=0, p_method="pseudo")
+
+    hot = set(cells[z_sim.direction == 1].tolist())
+    assert len(cells) == 20_419
+    assert set(cluster_centers) <= hot
+    assert len(hot & cluster_cells) >= 0.8 * len(cluster_cells)
+    assert (z_sim.direction >= 0).all()
+    assert gistar.fdr_min_rejections(len(cells), 999, 0.10) == 409
+    assert (pseudo.p_values <= 0.002).sum() < 409
+    assert (pseudo.direction == 0).all()
+
+
+@pytest.mark.parametrize(
+    "p_method",
+    [
+        "pseudo",
+        pytest.param(
+            "z_sim",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="the normal approximation underestimates upper-tail p-values of skewed counts",
+            ),
+        ),
+    ],
+)
+def test_gi_star_spatially_random_counts_flag_nothing(p_method):
+    # The counts of the large clustered world, shuffled over the cells, so
+    # no cluster exists and every flagged cell is a false discovery.
+    ring = list(h3_int.grid_ring(CENTER, 40))
+    cluster_centers = [ring[k * len(ring) // 4] for k in range(4)]
+    cells, values = clustered_disk(82, cluster_centers, 0.3, 3.0, 2, seed=0)
+    values = np.random.default_rng(1).permutation(values)
+    neighbours = gistar.neighbour_index(cells)
+    result = gistar.gi_star(values, neighbours, 999, seed=0, p_method=p_method)
+    assert (result.direction == 0).all()
+
+
 def test_fdr_confidence_agrees_with_esda_fdr():
     # Continuous random p-values do not fall exactly on the
     # Benjamini-Hochberg line, the only place where esda.fdr's strict
@@ -228,31 +407,62 @@ def test_assign_direction_needs_agreeing_tail():
     assert direction.tolist() == [1, 0, -1, 0, 0, 0]
 
 
-def test_gi_star_islands_not_significant():
+@pytest.mark.parametrize("p_method", gistar.P_METHODS)
+def test_gi_star_islands_not_significant(p_method):
     far_away = h3.str_to_int(h3.latlng_to_cell(24.30, 110.05, 9))
     cells = np.array(sorted([CENTER, far_away]), dtype=np.uint64)
     neighbours = gistar.neighbour_index(cells)
-    result = gistar.gi_star(np.array([50.0, 0.0]), neighbours, 999, seed=1)
+    result = gistar.gi_star(np.array([50.0, 0.0]), neighbours, 999, seed=1, p_method=p_method)
     assert (neighbours < 0).all()
     assert np.isnan(result.z_scores).all()
+    assert np.isnan(result.z_sim).all()
     assert result.p_values.tolist() == [1.0, 1.0]
     assert result.direction.tolist() == [0, 0]
 
 
-def test_gi_star_constant_values_not_significant():
+@pytest.mark.parametrize("p_method", gistar.P_METHODS)
+@pytest.mark.parametrize("value", [4.0, 0.3, 0.0])
+def test_gi_star_constant_values_not_significant(p_method, value):
+    # 0.3 repeated sums to values a few ulps apart, which must not count as spread.
     cells, _, neighbours = study_arrays(dict.fromkeys(disk(3), 1))
-    values = np.full(len(cells), 4.0)
-    result = gistar.gi_star(values, neighbours, 999, seed=1)
+    values = np.full(len(cells), value)
+    result = gistar.gi_star(values, neighbours, 999, seed=1, p_method=p_method)
     assert np.isnan(result.z_scores).all()
+    assert np.isnan(result.z_sim).all()
     assert (result.p_values == 1.0).all()
     assert (result.direction == 0).all()
     assert (result.confidence == 0).all()
 
 
-def test_gi_star_empty():
-    result = gistar.gi_star(np.array([]), np.empty((0, 6), dtype=np.int64), 999, seed=1)
+@pytest.mark.parametrize("p_method", gistar.P_METHODS)
+def test_gi_star_zero_neighbourhoods_not_significant(p_method):
+    # One busy cell among 1,260 zeros. Most zero neighbourhoods draw only
+    # zeros (p = 1), and the rest draw the busy cell rarely, so their
+    # z_sim is close to 0. Only the busy cell's own neighbourhood may be hot.
+    cells, _, neighbours = study_arrays(dict.fromkeys(disk(19), 1))
+    values = np.zeros(len(cells))
+    values[cells.tolist().index(CENTER)] = 20.0
+    result = gistar.gi_star(values, neighbours, 999, seed=1, p_method=p_method)
+    zero_neighbourhood = gistar.local_sums(values, neighbours) == 0
+    assert zero_neighbourhood.sum() == len(cells) - 7
+    assert (result.direction[zero_neighbourhood] == 0).all()
+    assert (result.p_values[zero_neighbourhood] > 0.5).all()
+    assert (result.direction >= 0).all()
+
+
+@pytest.mark.parametrize("p_method", gistar.P_METHODS)
+def test_gi_star_empty(p_method):
+    result = gistar.gi_star(np.array([]), np.empty((0, 6), dtype=np.int64), 999, seed=1, p_method=p_method)
     assert len(result.z_scores) == 0
+    assert len(result.z_sim) == 0
+    assert len(result.p_values) == 0
     assert len(result.direction) == 0
+
+
+def test_gi_star_rejects_unknown_p_method():
+    cells, values, neighbours = study_arrays(hot_world())
+    with pytest.raises(ValueError, match="p_method must be one of z_sim, pseudo, got 'exact'"):
+        gistar.gi_star(values, neighbours, 999, seed=1, p_method="exact")
 
 
 # --- counting tickets in the database ------------------------------------------
@@ -331,7 +541,7 @@ def test_counts_coarse_reads_stored_column(factory):
 @pytest.mark.django_db
 def test_run_hot_cluster(factory):
     factory.create(hot_world())
-    run = hotspots.run_hotspots(permutations=9999)
+    run = hotspots.run_hotspots(permutations=9999, p_method="pseudo")
 
     labels = labels_by_cell(run)
     hot = {cell for cell, label in labels.items() if label in hotspots.HOT_LABELS}
@@ -348,9 +558,37 @@ def test_run_hot_cluster(factory):
 
 
 @pytest.mark.django_db
+def test_run_hot_cluster_z_sim(factory):
+    factory.create(hot_world())
+    run = hotspots.run_hotspots()
+
+    labels = labels_by_cell(run)
+    hot = {cell for cell, label in labels.items() if label in hotspots.HOT_LABELS}
+    cold = {cell for cell, label in labels.items() if label in hotspots.COLD_LABELS}
+    # test_gi_star_z_sim_hot_world explains the six ring-2 cells.
+    assert hot == disk(1) | ring_two_cells_touching_two_of_ring_one()
+    assert cold == set()
+    assert {labels[cell] for cell in hot} == {HotspotLabel.HOT_99}
+    assert run.hot_count == 13
+    assert run.cold_count == 0
+    assert run.params["p_method"] == "z_sim"
+
+
+@pytest.mark.django_db
+def test_run_stores_p_values_used_for_fdr(factory):
+    factory.create(hot_world())
+    run = hotspots.run_hotspots(seed=8)
+
+    cells, values, neighbours = study_arrays(hot_world())
+    expected = gistar.gi_star(values, neighbours, 999, seed=8, p_method="z_sim")
+    stored = dict(run.cells.values_list("h3_cell", "p_value"))
+    assert [stored[cell] for cell in cells.tolist()] == expected.p_values.tolist()
+
+
+@pytest.mark.django_db
 def test_run_cold_region(factory):
     factory.create(cold_world())
-    run = hotspots.run_hotspots(permutations=9999)
+    run = hotspots.run_hotspots(permutations=9999, p_method="pseudo")
 
     labels = labels_by_cell(run)
     cold = {cell for cell, label in labels.items() if label in hotspots.COLD_LABELS}
@@ -360,6 +598,22 @@ def test_run_cold_region(factory):
     # Benjamini-Hochberg threshold.
     assert cold == disk(1)
     assert {labels[cell] for cell in cold} <= {HotspotLabel.COLD_95, HotspotLabel.COLD_90}
+    assert hot == set()
+    assert run.cold_count == 7
+
+
+@pytest.mark.django_db
+def test_run_cold_region_z_sim(factory):
+    factory.create(cold_world())
+    run = hotspots.run_hotspots()
+
+    labels = labels_by_cell(run)
+    cold = {cell for cell, label in labels.items() if label in hotspots.COLD_LABELS}
+    hot = {cell for cell, label in labels.items() if label in hotspots.HOT_LABELS}
+    # z_sim of CENTER and ring 1 is about -3.6 and BH puts them at 95%
+    # for every seed from 0 to 29, but 9,999 permutations reach 99% for some.
+    assert cold == disk(1)
+    assert {labels[cell] for cell in cold} <= {HotspotLabel.COLD_95, HotspotLabel.COLD_99}
     assert hot == set()
     assert run.cold_count == 7
 
@@ -377,6 +631,7 @@ def test_run_stores_cells_and_params(factory):
         "resolution": 9,
         "permutations": 999,
         "seed": 7,
+        "p_method": "z_sim",
     }
     assert run.cells.count() == run.cell_count
     center = run.cells.get(h3_cell=CENTER)
@@ -399,11 +654,12 @@ def test_run_filter_excludes_other_category(factory):
 
 
 @pytest.mark.django_db
-def test_run_constant_counts_no_labels(factory):
+@pytest.mark.parametrize("p_method", gistar.P_METHODS)
+def test_run_constant_counts_no_labels(factory, p_method):
     # Three tickets in each of 127 cells. The zero ring around them is the
     # only variation, so nothing may be flagged hot or cold.
     factory.create(dict.fromkeys(disk(6), 3))
-    run = hotspots.run_hotspots()
+    run = hotspots.run_hotspots(p_method=p_method)
     assert run.hot_count == 0
     assert run.cold_count == 0
     assert set(run.cells.values_list("label", flat=True)) == {HotspotLabel.NOT_SIGNIFICANT}
@@ -420,9 +676,10 @@ def test_run_empty_has_no_cells(factory):
 
 
 @pytest.mark.django_db
-def test_run_single_cell_not_significant(factory):
+@pytest.mark.parametrize("p_method", gistar.P_METHODS)
+def test_run_single_cell_not_significant(factory, p_method):
     factory.create({CENTER: 5})
-    run = hotspots.run_hotspots()
+    run = hotspots.run_hotspots(p_method=p_method)
     assert run.cell_count == 7
     assert set(run.cells.values_list("label", flat=True)) == {HotspotLabel.NOT_SIGNIFICANT}
     assert HotspotCell.objects.filter(run=run, p_value__isnull=True).count() == 0
@@ -462,11 +719,27 @@ def test_recompute_reproduces_run(factory):
 
 
 @pytest.mark.django_db
+def test_recompute_old_run_uses_pseudo(factory):
+    factory.create(hot_world())
+    original = hotspots.run_hotspots(permutations=9999, seed=5, p_method="pseudo")
+    # Runs stored before the p-value method was a parameter have no "p_method" key.
+    del original.params["p_method"]
+    original.save(update_fields=["params"])
+
+    assert hotspots.get_p_method(original.params) == "pseudo"
+    again = hotspots.recompute(original)
+    assert again.params == {**original.params, "p_method": "pseudo"}
+    assert labels_by_cell(again) == labels_by_cell(original)
+    assert again.hot_count == 7
+
+
+@pytest.mark.django_db
 def test_run_logs_counts(factory, caplog):
     factory.create({CENTER: 2})
     with caplog.at_level(logging.INFO, logger="spatial.analysis.hotspots"):
         run = hotspots.run_hotspots()
     assert f"Hotspot run {run.pk}: 2 tickets (0 without a cell) in 7 cells" in caplog.text
+    assert "0 hot, 0 cold with z_sim p-values" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -480,6 +753,7 @@ def test_run_logs_counts(factory, caplog):
         ({"resolution": "medium"}, "H3 分辨率 “medium” 无效"),
         ({"permutations": 0}, "置换次数 “0” 无效"),
         ({"seed": -1}, "随机种子 “-1” 无效"),
+        ({"p_method": "exact"}, "p 值方法 “exact” 无效,可选 z_sim, pseudo。"),
     ],
 )
 def test_build_query_rejects(params, fragment):
@@ -495,7 +769,7 @@ def test_build_query_rejects(params, fragment):
 def test_command_prints_summary(factory, capsys):
     factory.create(hot_world())
     factory.create_without_cell(1)
-    call_command("compute_hotspots", "--permutations", "9999", "--seed", "12345")
+    call_command("compute_hotspots", "--permutations", "9999", "--seed", "12345", "--p-method", "pseudo")
     output = capsys.readouterr().out
     run = HotspotRun.objects.get()
     assert f"热点分析 #{run.pk} 已保存。" in output
@@ -503,24 +777,58 @@ def test_command_prints_summary(factory, capsys):
     assert f"H3 单元:{len(disk(7))} 个(分辨率 9)。" in output
     assert "热点:7 个(99% 置信 0,95% 置信 7,90% 置信 0)。" in output
     assert "冷点:0 个" in output
+    assert "p 值方法:伪 p 值(pseudo),置换 9999 次。" in output
     # 2 / 10000 * 169 / 0.10 = 0.34, so the floor does not limit this run.
     assert "提示" not in output
 
 
 @pytest.mark.django_db
+def test_command_default_z_sim_summary(factory, capsys):
+    factory.create(hot_world())
+    call_command("compute_hotspots")
+    output = capsys.readouterr().out
+    run = HotspotRun.objects.get()
+    assert run.params["p_method"] == "z_sim"
+    assert "热点:13 个(99% 置信 13,95% 置信 0,90% 置信 0)。" in output
+    assert "p 值方法:置换正态近似(z_sim),置换 999 次。" in output
+
+
+@pytest.mark.django_db
 def test_command_warns_about_p_value_floor(factory, capsys):
     factory.create(hot_world())
-    call_command("compute_hotspots", "--permutations", "99")
+    call_command("compute_hotspots", "--permutations", "99", "--p-method", "pseudo")
     output = capsys.readouterr().out
     # 2 / 100 * 169 / 0.10 = 33.8 cells.
     assert "提示:99 次置换的最小伪 p 值为 0.0200。FDR 校正下,至少 34 个单元" in output
 
 
+@pytest.mark.django_db
+def test_command_z_sim_has_no_floor_warning(factory, capsys):
+    factory.create(hot_world())
+    call_command("compute_hotspots", "--permutations", "99")
+    assert "提示" not in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_command_rerun_old_run_names_pseudo(factory, capsys):
+    factory.create(hot_world())
+    original = hotspots.run_hotspots(permutations=99, p_method="pseudo")
+    del original.params["p_method"]
+    original.save(update_fields=["params"])
+    call_command("compute_hotspots", "--rerun", str(original.pk))
+    output = capsys.readouterr().out
+    assert "p 值方法:伪 p 值(pseudo),置换 99 次。" in output
+    assert "提示:99 次置换的最小伪 p 值为 0.0200" in output
+
+
 def test_command_help_renders():
     command = load_command_class("spatial", "compute_hotspots")
-    text = command.create_parser("manage.py", "compute_hotspots").format_help()
+    # argparse wraps lines at spaces, so compare with single spaces.
+    text = " ".join(command.create_parser("manage.py", "compute_hotspots").format_help().split())
     assert "Getis-Ord Gi* 热点" in text
     assert "最小伪 p 值为 2/(N+1)" in text
+    assert "--p-method z_sim|pseudo" in text
+    assert "z_sim(默认)为置换正态近似" in text
 
 
 @pytest.mark.django_db
@@ -546,6 +854,8 @@ def test_command_rerun(factory, capsys):
         (["--source", "fax"], "工单来源 “fax” 无效"),
         (["--permutations", "0"], "置换次数 “0” 无效"),
         (["--seed", "-5"], "随机种子 “-5” 无效"),
+        (["--p-method", "normal"], "p 值方法 “normal” 无效,可选 z_sim, pseudo。"),
+        (["--rerun", "1", "--p-method", "pseudo"], "--rerun 不能与 --p-method 同时使用"),
         (["--rerun", "999999"], "热点分析 #999999 不存在"),
         (["--rerun", "1", "--seed", "2"], "--rerun 不能与 --seed 同时使用"),
     ],

@@ -33,12 +33,23 @@ from spatial.taxonomy import Category
 
 logger = logging.getLogger(__name__)
 
-# NOTE: with 999 permutations the smallest pseudo p-value is 0.002, and the
-# FDR correction then flags nothing at 90% unless 1 cell in 50 reaches it.
-# Large study sets can therefore show no hotspot at all. 9999 permutations
-# lower the floor tenfold but take over ten times as long (bench/hotspots.py).
+# With the default z_sim p-values, 999 permutations give continuous
+# p-values, so the FDR correction can flag cells in study sets of tens of
+# thousands of cells. With p_method "pseudo" the smallest p-value is
+# 2 / (permutations + 1) = 0.002, and FDR then flags nothing at 90% unless
+# 1 cell in 50 reaches it. 9999 permutations lower that floor tenfold but
+# take over ten times as long (bench/hotspots.py).
 DEFAULT_PERMUTATIONS = 999
 DEFAULT_SEED = 12345
+
+# NOTE: z_sim assumes a normal permutation distribution, but ticket counts
+# are skewed (mostly 0 and 1, a few large). On the benchmark's 50,311 cells
+# with the counts shuffled, so no cluster exists, z_sim still flagged 752
+# cells hot at 999 permutations, and pseudo none (docs/benchmarks.md).
+DEFAULT_P_METHOD = gistar.DEFAULT_P_METHOD
+
+# Runs stored before the p-value method became a parameter used pseudo p-values.
+LEGACY_P_METHOD = gistar.P_METHOD_PSEUDO
 
 # Received dates in a filter are calendar days of the hotline, in Beijing time.
 HOTLINE_TIME_ZONE = ZoneInfo("Asia/Shanghai")
@@ -81,6 +92,7 @@ class HotspotQuery:
     resolution: int
     permutations: int
     seed: int
+    p_method: str
 
     def as_params(self):
         params = asdict(self)
@@ -127,6 +139,7 @@ def build_query(
     resolution="fine",
     permutations=DEFAULT_PERMUTATIONS,
     seed=DEFAULT_SEED,
+    p_method=DEFAULT_P_METHOD,
 ):
     """Validate run parameters and return them as a HotspotQuery.
 
@@ -159,6 +172,11 @@ def build_query(
         )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise HotspotParameterError(_("随机种子 “%(value)s” 无效,应为非负整数。") % {"value": seed})
+    if p_method not in gistar.P_METHODS:
+        raise HotspotParameterError(
+            _("p 值方法 “%(value)s” 无效,可选 %(allowed)s。")
+            % {"value": p_method, "allowed": ", ".join(gistar.P_METHODS)}
+        )
 
     return HotspotQuery(
         category=category,
@@ -168,7 +186,13 @@ def build_query(
         resolution=resolve_resolution(resolution),
         permutations=permutations,
         seed=seed,
+        p_method=p_method,
     )
+
+
+def get_p_method(params):
+    """Return the p-value method stored in a run's params, "pseudo" for runs stored before it was a parameter."""
+    return params.get("p_method", LEGACY_P_METHOD)
 
 
 def filter_tickets(query):
@@ -270,6 +294,10 @@ def run_hotspots(**params):
         Conditional permutations per cell.
     seed : int, default 12345
         Random seed. The same tickets and parameters give the same labels.
+    p_method : {"z_sim", "pseudo"}, default "z_sim"
+        p-value passed to the FDR correction and stored in
+        ``HotspotCell.p_value``: the permutation normal approximation or
+        the two-sided pseudo p-value (see ``gistar.gi_star``).
 
     Returns
     -------
@@ -289,7 +317,7 @@ def run_hotspots(**params):
     counts, without_cell = count_tickets_by_cell(query)
     cells, values = build_study_set(counts)
     neighbours = gistar.neighbour_index(cells)
-    result = gistar.gi_star(values, neighbours, query.permutations, query.seed)
+    result = gistar.gi_star(values, neighbours, query.permutations, query.seed, p_method=query.p_method)
     labels = label_cells(result)
 
     hot_count = sum(label in HOT_LABELS for label in labels)
@@ -316,14 +344,17 @@ def run_hotspots(**params):
     run.tickets_without_cell = without_cell
     logger.info(
         "Hotspot run %s: %s tickets (%s without a cell) in %s cells at resolution %s, "
-        "%s hot, %s cold, %.2f s",
+        "%s hot, %s cold with %s p-values, %.2f s",
         run.pk, ticket_count, without_cell, len(cells), query.resolution,
-        hot_count, cold_count, run.duration_s,
+        hot_count, cold_count, query.p_method, run.duration_s,
     )
     return run
 
 
 def _cell_rows(run, cells, values, result, labels):
+    # NOTE: the verbose name of HotspotCell.p_value still reads "伪p值"
+    # (pseudo p-value), but the field stores the p-value of the run's
+    # p_method, which is z_sim by default.
     for i, cell in enumerate(cells.tolist()):
         z_score = float(result.z_scores[i])
         yield HotspotCell(
@@ -337,9 +368,14 @@ def _cell_rows(run, cells, values, result, labels):
 
 
 def recompute(run):
-    """Run a stored hotspot analysis again with its stored parameters and return the new run."""
-    logger.info("Recomputing hotspot run %s with %s", run.pk, run.params)
-    return run_hotspots(**run.params)
+    """Run a stored hotspot analysis again with its stored parameters and return the new run.
+
+    A run stored without "p_method" is recomputed with pseudo p-values, the
+    only method when it ran, and the new run stores that method.
+    """
+    params = {**run.params, "p_method": get_p_method(run.params)}
+    logger.info("Recomputing hotspot run %s with %s", run.pk, params)
+    return run_hotspots(**params)
 
 
 def label_counts(run):

@@ -18,6 +18,15 @@ _RUN_OPTIONS = {
     "--resolution": "resolution",
     "--permutations": "permutations",
     "--seed": "seed",
+    "--p-method": "p_method",
+}
+
+# p-value method -> its name in the summary.
+# NOTE: locale/en has no English for the messages added with --p-method
+# yet, so they show in Chinese under LANGUAGE_CODE "en".
+_P_METHOD_NAMES = {
+    gistar.P_METHOD_Z_SIM: gettext_lazy("置换正态近似(z_sim)"),
+    gistar.P_METHOD_PSEUDO: gettext_lazy("伪 p 值(pseudo)"),
 }
 
 
@@ -69,8 +78,19 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--permutations", type=int, metavar="N",
-            help=gettext_lazy("每个单元的条件置换次数,默认 %(default)s。最小伪 p 值为 2/(N+1),单元多时宜用 9999。")
+            help=gettext_lazy(
+                "每个单元的条件置换次数,默认 %(default)s。使用 --p-method pseudo 时最小伪 p 值为 2/(N+1),"
+                "单元多时宜用 9999。"
+            )
             % {"default": hotspots.DEFAULT_PERMUTATIONS},
+        )
+        parser.add_argument(
+            "--p-method", dest="p_method", metavar="z_sim|pseudo",
+            help=gettext_lazy(
+                "用于 FDR 校正的 p 值方法。z_sim(默认)为置换正态近似:p 值连续,单元多时 999 次置换也能"
+                "判定热点,但假定置换分布接近正态,工单数稀疏或偏态明显时 p 值偏小。pseudo 为双侧伪 p 值:"
+                "不作分布假定,最小值为 2/(N+1)。"
+            ),
         )
         parser.add_argument(
             "--seed", type=int, metavar="N",
@@ -123,6 +143,8 @@ class Command(BaseCommand):
             params["permutations"] = options["permutations"]
         if options["seed"] is not None:
             params["seed"] = options["seed"]
+        if options["p_method"] is not None:
+            params["p_method"] = options["p_method"]
         try:
             return hotspots.run_hotspots(**params)
         except hotspots.HotspotParameterError as error:
@@ -158,8 +180,15 @@ class Command(BaseCommand):
                 "c90": counts[HotspotLabel.COLD_90],
             }
         )
+        p_method = hotspots.get_p_method(run.params)
+        write(
+            _("p 值方法:%(method)s,置换 %(permutations)s 次。")
+            % {"method": _P_METHOD_NAMES[p_method], "permutations": run.params["permutations"]}
+        )
         write(_("耗时:%(seconds).2f 秒。") % {"seconds": run.duration_s})
 
+        if p_method != gistar.P_METHOD_PSEUDO:
+            return
         permutations = run.params["permutations"]
         needed = gistar.fdr_min_rejections(run.cell_count, permutations, gistar.CONFIDENCE_ALPHAS[90])
         if needed > 1:
