@@ -8,5 +8,6 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("iot/", include("iot.urls")),
+    path("routing/", include("routing.urls")),
     path("", include("webmap.urls")),
 ]
