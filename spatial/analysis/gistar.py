@@ -509,7 +509,7 @@ def gi_star(values, neighbours, permutations, seed, p_method=DEFAULT_P_METHOD):
 
     On 50,311 cells with 999 permutations this took 1.4 to 2.0 s with
     either p-value method on one core of an AMD EPYC
-    (``python -m bench hotspots``), and 16 to 20 s with 9,999.
+    (``python -m bench hotspots``), and 14 to 20 s with 9,999.
     """
     values = np.asarray(values, dtype=np.float64)
     neighbours = np.asarray(neighbours, dtype=np.int64)
