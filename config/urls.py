@@ -9,5 +9,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("iot/", include("iot.urls")),
     path("routing/", include("routing.urls")),
+    path("", include("gridmap.urls")),
     path("", include("webmap.urls")),
 ]

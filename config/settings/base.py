@@ -227,3 +227,6 @@ DEFAULT_FROM_EMAIL = os.environ.get("FIREGRID_FROM_EMAIL", "firegrid@localhost")
 # Uploaded photos of on-site and rectification reports.
 MEDIA_ROOT = Path(os.environ.get("FIREGRID_MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = "media/"
+# Open311 GET endpoints are public as the GeoReport v2 specification intends
+# (never with names or phones); set to false to require an api_key for reads.
+FIREGRID_OPEN311_PUBLIC_READ = env_bool("FIREGRID_OPEN311_PUBLIC_READ", True)
