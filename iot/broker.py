@@ -36,12 +36,13 @@ def write_config(folder, port):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "mosquitto.conf"
-    path.write_text(CONFIG.format(port=port, folder=folder))
+    text = CONFIG.format(port=port, folder=folder)
     if os.geteuid() == 0:
-        # Mosquitto drops root privileges to its own user and must still write here.
-        import shutil
-
-        shutil.chown(folder, "mosquitto", "mosquitto")
+        # Started as root, Mosquitto switches to the mosquitto user, which
+        # cannot enter a root-only temporary folder to write its persistence
+        # file; this private broker listens on loopback only, so it stays root.
+        text += "user root\n"
+    path.write_text(text)
     return path
 
 

@@ -171,6 +171,7 @@ class Listener:
             self.client.disconnect()
             self.client.loop_stop()
             self.log_stats()
+            connection.close()
             logger.info("iot listener stopped")
 
     def log_stats(self):

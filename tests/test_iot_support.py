@@ -1,7 +1,9 @@
 """Factories shared by the IoT tests: sensors and reading payloads."""
+import importlib
 import json
 from datetime import datetime, timedelta, timezone as dt_timezone
 
+from django.apps import apps as django_apps
 from django.contrib.gis.geos import Point
 
 from iot.ingest import Message
@@ -12,7 +14,14 @@ INSTALLED_AT = datetime(2026, 11, 1, 0, 0, tzinfo=dt_timezone.utc)
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=dt_timezone.utc)
 
 
+def ensure_sensor_types():
+    """Create the built-in sensor types, which a transactional test's flush removes."""
+    if not SensorType.objects.exists():
+        importlib.import_module("iot.migrations.0002_sensor_types").create_types(django_apps, None)
+
+
 def make_sensor(code, type_code, interval_s=30, thresholds=None, **fields):
+    ensure_sensor_types()
     defaults = {
         "sensor_type": SensorType.objects.get(code=type_code),
         "location": Point(109.684, 23.960, srid=4326),
