@@ -143,11 +143,17 @@ def parse_area(text):
     return Polygon.from_bbox((min_lng, min_lat, max_lng, max_lat))
 
 
-def graph_area(road_graph):
-    """Return the WGS84 bounding box of the road graph's nodes as a Polygon."""
+def graph_area(road_graph, margin_m=None):
+    """Return the WGS84 bounding box of the road graph's nodes, widened by ``margin_m``, as a Polygon.
+
+    The margin defaults to FIREGRID_PATROL_SNAP_MAX_M, because a stop that
+    far from the outermost road can still be snapped to it.
+    """
+    margin_m = settings.FIREGRID_PATROL_SNAP_MAX_M if margin_m is None else margin_m
     xs = [data["x"] for _node, data in road_graph.graph.nodes(data=True)]
     ys = [data["y"] for _node, data in road_graph.graph.nodes(data=True)]
-    lngs, lats = to_wgs84(road_graph, [min(xs), max(xs)], [min(ys), max(ys)])
+    lngs, lats = to_wgs84(road_graph, [min(xs) - margin_m, max(xs) + margin_m],
+                          [min(ys) - margin_m, max(ys) + margin_m])
     return Polygon.from_bbox((float(lngs[0]), float(lats[0]), float(lngs[1]), float(lats[1])))
 
 
