@@ -15,9 +15,6 @@ KEY_HEADER = "X-Gateway-Key"
 # Most rejection reasons echoed back in one response; all are stored.
 MAX_ERRORS_RETURNED = 100
 
-_directory = SensorDirectory()
-
-
 @csrf_exempt
 @require_POST
 def gateway_readings(request):
@@ -27,7 +24,8 @@ def gateway_readings(request):
         return JsonResponse({"error": _("网关密钥缺失或无效:请在请求头 %(header)s 中提供管理员签发的密钥。")
                              % {"header": KEY_HEADER}}, status=401)
     message = Message(payload=request.body, topic=f"http:{gateway.code}", gateway_id=gateway.id)
-    result = ingest([message], _directory, channel="http")
+    # A directory per request: one query, and never a stale sensor.
+    result = ingest([message], SensorDirectory(), channel="http")
     body = {
         "gateway": gateway.code,
         "stored": result.readings_stored,

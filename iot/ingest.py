@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from iot import rules
@@ -91,14 +91,18 @@ class SensorInfo:
 
 
 class SensorDirectory:
-    """Sensor codes to ids and the facts the checks need, reloaded when an unknown code arrives.
+    """Sensor codes to ids and the facts the checks need.
 
-    A reload happens at most once per ``reload_interval_s``, so a stream of
-    unknown codes costs one query per interval rather than one per reading.
+    The directory is reloaded when it is older than ``max_age_s``, so a
+    sensor disabled or moved to another gateway is seen within that time,
+    and when an unknown code arrives, but then at most once per
+    ``reload_interval_s``, so a stream of unknown codes costs one query per
+    interval rather than one per reading.
     """
 
-    def __init__(self, reload_interval_s=5.0):
+    def __init__(self, reload_interval_s=5.0, max_age_s=30.0):
         self.reload_interval_s = reload_interval_s
+        self.max_age_s = max_age_s
         self._by_code = {}
         self._loaded_at = None
 
@@ -110,6 +114,8 @@ class SensorDirectory:
         self._loaded_at = time.monotonic()
 
     def get(self, code):
+        if self._loaded_at is not None and time.monotonic() - self._loaded_at > self.max_age_s:
+            self.reload()
         info = self._by_code.get(code)
         if info is None:
             stale = self._loaded_at is None or time.monotonic() - self._loaded_at >= self.reload_interval_s
@@ -243,6 +249,21 @@ def _insert_readings(readings):
 
 
 def ingest(messages, directory, channel="mqtt", now=None):
+    """Store the readings of ``messages``; see :func:`_ingest_once`.
+
+    A sensor deleted since the directory was loaded makes the insert fail
+    on its foreign key; the directory is then reloaded and the batch tried
+    once more, so that its readings go to the dead letters instead.
+    """
+    try:
+        return _ingest_once(messages, directory, channel, now)
+    except IntegrityError:
+        logger.warning("a sensor of this batch was deleted or replaced; reloading sensors and retrying")
+        directory.reload()
+        return _ingest_once(messages, directory, channel, now)
+
+
+def _ingest_once(messages, directory, channel="mqtt", now=None):
     """Store the readings of ``messages`` in one transaction and run the rules on the new ones.
 
     Parameters

@@ -167,3 +167,13 @@ def test_retained_smoke_raises_no_alarm():
     assert stored.retained is True
     assert Alarm.objects.count() == 0
     assert result.tickets_opened == []
+
+
+def test_replaced_sensor_reloads_directory(hydrant):
+    directory = SensorDirectory()
+    ingest([message(reading("HP-1", 1, T0, pressure_mpa=0.3))], directory, now=NOW)
+    hydrant.delete()
+    replacement = make_sensor("HP-1", "hydrant_pressure")
+    result = ingest([message(reading("HP-1", 2, T0, pressure_mpa=0.3))], directory, now=NOW)
+    assert result.readings_stored == 1
+    assert Reading.objects.get().sensor_id == replacement.id

@@ -1,0 +1,144 @@
+"""Gateway HTTP intake and the sensor map page."""
+import json
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.urls import reverse
+
+from gridmap.roles import Role
+from iot.gateways import issue_key
+from iot.ingest import SensorDirectory, ingest
+from iot.models import DeadLetter, Reading
+from tests.test_iot_support import T0, make_sensor, message, reading, series
+
+pytestmark = pytest.mark.django_db
+API = "/iot/api/readings"
+
+
+def post(client, body, key):
+    data = body if isinstance(body, bytes) else json.dumps(body)
+    headers = {"HTTP_X_GATEWAY_KEY": key} if key is not None else {}
+    return client.post(API, data=data, content_type="application/json", **headers)
+
+
+@pytest.fixture
+def gateway_key():
+    _gateway, key = issue_key("gw-1", "一号网关")
+    return key
+
+
+def test_api_without_key_rejected(client):
+    response = post(client, {"readings": []}, None)
+    assert response.status_code == 401
+    assert "X-Gateway-Key" in response.json()["error"]
+
+
+def test_api_with_wrong_key_rejected(client, gateway_key):
+    response = post(client, {"readings": []}, gateway_key + "x")
+    assert response.status_code == 401
+
+
+def test_api_rotated_key_rejected(client, gateway_key):
+    issue_key("gw-1")
+    assert post(client, {"readings": []}, gateway_key).status_code == 401
+
+
+def test_api_get_not_allowed(client):
+    assert client.get(API).status_code == 405
+
+
+def test_api_stores_batch(client, gateway_key):
+    make_sensor("HP-1", "hydrant_pressure")
+    batch = {"readings": series("HP-1", T0, 60, [0.3, 0.31], "pressure_mpa") +
+             [reading("HP-1", 9, T0, pressure_mpa="x")]}
+    response = post(client, batch, gateway_key)
+    body = response.json()
+    assert response.status_code == 200
+    assert body["stored"] == 2
+    assert body["rejected"] == 1
+    assert body["errors"] == [{"sensor": "HP-1", "reason": "values.pressure_mpa must be a finite number, got 'x'"}]
+    assert DeadLetter.objects.get().channel == "http"
+    assert DeadLetter.objects.get().topic == "http:gw-1"
+
+
+def test_api_repeat_is_duplicate(client, gateway_key):
+    make_sensor("HP-1", "hydrant_pressure")
+    batch = {"readings": series("HP-1", T0, 60, [0.3], "pressure_mpa")}
+    post(client, batch, gateway_key)
+    body = post(client, batch, gateway_key).json()
+    assert body["stored"] == 0
+    assert body["duplicates"] == 1
+    assert Reading.objects.count() == 1
+
+
+def test_api_all_bad_is_400(client, gateway_key):
+    response = post(client, b"{oops", gateway_key)
+    assert response.status_code == 400
+    assert response.json()["rejected"] == 1
+
+
+def test_api_sensor_of_other_gateway_rejected(client, gateway_key):
+    other, _key = issue_key("gw-2")
+    make_sensor("HP-1", "hydrant_pressure", gateway=other)
+    response = post(client, {"readings": series("HP-1", T0, 60, [0.3], "pressure_mpa")}, gateway_key)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["reason"] == "sensor 'HP-1' belongs to another gateway"
+
+
+def test_api_smoke_opens_ticket(client, gateway_key):
+    make_sensor("SD-1", "smoke_detector")
+    body = post(client, {"readings": series("SD-1", T0, 10, [True], "smoke")}, gateway_key).json()
+    assert len(body["tickets_opened"]) == 1
+    assert body["tickets_opened"][0].startswith("SD-1/smoke/")
+
+
+def make_user(username, *roles):
+    user = User.objects.create_user(username, password="pw-for-tests-123")
+    for role in roles:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.mark.parametrize("role", [Role.PLANNER, Role.GRID_HEAD, Role.LEADER, Role.ADMIN])
+def test_sensor_map_allowed(client, role):
+    client.force_login(make_user("u", role))
+    assert client.get(reverse("iot:sensor-map")).status_code == 200
+
+
+def test_sensor_map_forbidden_for_handler(client):
+    client.force_login(make_user("h", Role.HANDLER))
+    assert client.get(reverse("iot:sensor-map")).status_code == 403
+    assert client.get(reverse("iot:sensor-geojson")).status_code == 403
+
+
+def test_sensor_map_anonymous_redirected(client):
+    response = client.get(reverse("iot:sensor-map"))
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_sensor_map_shows_status_and_escapes(client):
+    make_sensor("SD-1", "smoke_detector", place="<script>alert(1)</script>仓库")
+    make_sensor("HP-1", "hydrant_pressure")
+    ingest([message(r) for r in series("SD-1", T0, 10, [True], "smoke")], SensorDirectory(),
+           now=T0 + timedelta(seconds=5))
+    client.force_login(make_user("p", Role.PLANNER))
+    html = client.get(reverse("iot:sensor-map")).content.decode()
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;仓库" in html
+    assert "传感器 2 个" in html
+    assert "/static/vendor/leaflet/leaflet.js" in html
+    assert "cdn" not in html.lower()
+
+
+def test_sensor_geojson_properties(client):
+    make_sensor("SD-1", "smoke_detector")
+    ingest([message(r) for r in series("SD-1", T0, 10, [True], "smoke")], SensorDirectory(),
+           now=T0 + timedelta(seconds=5))
+    client.force_login(make_user("p", Role.LEADER))
+    feature = client.get(reverse("iot:sensor-geojson")).json()["features"][0]
+    assert feature["geometry"]["coordinates"] == [109.684, 23.96]
+    assert feature["properties"]["code"] == "SD-1"
+    assert feature["properties"]["open_alarms"][0]["kind"] == "smoke"
+    assert "popup_html" not in feature["properties"]
