@@ -98,3 +98,22 @@ def test_escalate_command_is_idempotent(carded_setup, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("升级 1 件,亮牌 1 件,发送邮件 0 封")
     assert out[1].startswith("升级 0 件,亮牌 0 件,发送邮件 0 封")
+
+
+def test_assignment_notice_in_the_inbox_and_by_email(django_capture_on_commit_callbacks):
+    fire = department("fire")
+    handler = make_user("inbox_handler", "handler", email="inbox@example.org")
+    fire.members.add(handler)
+    ticket = make_ticket("N1", category="fire_lane")
+    with django_capture_on_commit_callbacks(execute=True):
+        dispatch_ticket(ticket)
+    notification = Notification.objects.get(user=handler)
+    assert notification.kind == "assignment" and notification.emailed_at is not None
+    assert notification.message.startswith("工单 N1 已派至消防救援大队,办理时限 2026-")
+    assert [message.to for message in mail.outbox] == [["inbox@example.org"]]
+    from django.test import Client
+    client = Client()
+    client.force_login(handler)
+    assert "工单 N1 已派至消防救援大队" in client.get("/notifications/").content.decode()
+    client.post("/notifications/")
+    assert Notification.objects.get(user=handler).read_at is not None
