@@ -244,6 +244,9 @@ def _insert_readings(readings):
         columns[5].append(reading.time_replaced)
         columns[6].append(reading.retained)
     with connection.cursor() as cursor:
+        # Django's foreign keys are deferred to commit; checking them at the
+        # insert lets ingest() catch a stale sensor id and retry the batch.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute(INSERT_READINGS_SQL, columns)
         return set(cursor.fetchall())
 
