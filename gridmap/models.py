@@ -408,3 +408,6 @@ class LookupAttempt(models.Model):
         verbose_name_plural = _("查询记录")
         indexes = [models.Index(fields=["client", "at"], name="lookup_client_idx"),
                    models.Index(fields=["number", "at"], name="lookup_number_idx")]
+
+
+from gridmap import supervision  # noqa: E402,F401  registers the supervision models with this app
