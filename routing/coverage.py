@@ -4,8 +4,9 @@ An isochrone is the part of the road network a station reaches within a
 travel time (5 minutes by default), drawn as the union of a band of
 FIREGRID_ISOCHRONE_BUFFER_M metres around every reached street. A street
 reached only partly is cut where the time runs out. Cells and tickets are
-judged inside the network's extent (the convex hull of its nodes) only,
-because beyond it the file holds no roads to judge them by.
+judged only inside the network's extent (the convex hull of its nodes,
+widened by the snap distance), because beyond it the file holds no roads
+to judge them by.
 """
 import logging
 import time
@@ -19,7 +20,7 @@ from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 from scipy.sparse.csgraph import dijkstra
 from shapely.geometry import LineString, MultiPoint, Polygon as ShapelyPolygon
-from shapely.ops import substring, transform
+from shapely.ops import substring
 
 from routing.network import snap_points, to_projected, to_wgs84
 from spatial.models import Ticket
@@ -71,11 +72,18 @@ class CoverageReport:
         return self.extent.area / 1e6 if self.extent is not None else 0.0
 
 
-def _edge_arrays(road_graph):
-    """Return (u rows, v rows, travel times, projected lines) of all edges, built once per graph."""
-    if "edge_arrays" not in road_graph._index:
+def _edge_arrays(road_graph, buffer_m):
+    """Return per-edge arrays (u rows, v rows, travel times, projected lines, street ids, street buffers).
+
+    The two directed edges of a two-way street share one street id and one
+    buffered polygon, so a union never merges the same band twice. Built
+    once per graph and buffer width.
+    """
+    key = f"edge_arrays:{buffer_m}"
+    if key not in road_graph._index:
         graph = road_graph.graph
-        u_rows, v_rows, times, lines = [], [], [], []
+        u_rows, v_rows, times, lines, street_ids = [], [], [], [], []
+        streets = {}
         for u, v, data in graph.edges(data=True):
             u_rows.append(road_graph.node_position(u))
             v_rows.append(road_graph.node_position(v))
@@ -85,14 +93,27 @@ def _edge_arrays(road_graph):
                 geometry = LineString([(graph.nodes[u]["x"], graph.nodes[u]["y"]),
                                        (graph.nodes[v]["x"], graph.nodes[v]["y"])])
             lines.append(geometry)
-        road_graph._index["edge_arrays"] = (np.array(u_rows), np.array(v_rows), np.array(times), np.array(lines))
-    return road_graph._index["edge_arrays"]
+            street = (min(u, v), max(u, v), round(float(data["length"]), 1))
+            street_ids.append(streets.setdefault(street, len(streets)))
+        first_line = {}
+        for line, street in zip(lines, street_ids):
+            first_line.setdefault(street, line)
+        street_buffers = shapely.buffer(np.array([first_line[i] for i in range(len(streets))], dtype=object),
+                                        buffer_m, quad_segs=4)
+        road_graph._index[key] = (np.array(u_rows), np.array(v_rows), np.array(times), np.array(lines, dtype=object),
+                                  np.array(street_ids), street_buffers)
+    return road_graph._index[key]
 
 
-def network_extent(road_graph):
-    """Return the convex hull of the graph's nodes in its projected CRS."""
+def network_extent(road_graph, margin_m=None):
+    """Return the convex hull of the graph's nodes, widened by ``margin_m``, in its projected CRS.
+
+    The margin defaults to FIREGRID_PATROL_SNAP_MAX_M, the distance within
+    which a point still counts as on the network.
+    """
+    margin_m = settings.FIREGRID_PATROL_SNAP_MAX_M if margin_m is None else margin_m
     points = [(data["x"], data["y"]) for _node, data in road_graph.graph.nodes(data=True)]
-    return MultiPoint(points).convex_hull
+    return MultiPoint(points).convex_hull.buffer(margin_m, quad_segs=4)
 
 
 def station_isochrones(road_graph, stations, minutes=None, buffer_m=None, snap_max_m=None):
@@ -132,7 +153,7 @@ def station_isochrones(road_graph, stations, minutes=None, buffer_m=None, snap_m
     if not on_road:
         return reaches
 
-    u_rows, v_rows, edge_times, lines = _edge_arrays(road_graph)
+    u_rows, v_rows, edge_times, lines, street_ids, street_buffers = _edge_arrays(road_graph, buffer_m)
     times = dijkstra(road_graph.matrix("travel_time"), directed=True, indices=[row for _reach, row in on_road],
                      limit=limit_s)
     for (reach, _row), station_times in zip(on_road, times):
@@ -140,15 +161,18 @@ def station_isochrones(road_graph, stations, minutes=None, buffer_m=None, snap_m
         end_times = start_times + edge_times
         full = end_times <= limit_s
         partial = np.isfinite(start_times) & ~full
-        pieces = list(lines[full])
-        for line, start, duration in zip(lines[partial], start_times[partial], edge_times[partial]):
+        full_streets = np.unique(street_ids[full])
+        pieces = []
+        for line, start, duration, street in zip(lines[partial], start_times[partial], edge_times[partial],
+                                                 street_ids[partial]):
             fraction = (limit_s - start) / duration if duration > 0 else 1.0
-            if fraction > 0:
+            if fraction > 0 and street not in full_streets:
                 pieces.append(substring(line, 0, fraction, normalized=True))
-        if not pieces:
+        if not len(full_streets) and not pieces:
             reach.reason = _("在 %(minutes)g 分钟内没有到达任何道路。") % {"minutes": minutes}
             continue
-        reach.polygon = shapely.union_all(shapely.buffer(np.array(pieces, dtype=object), buffer_m, quad_segs=4))
+        partial_buffers = shapely.buffer(np.array(pieces, dtype=object), buffer_m, quad_segs=4)
+        reach.polygon = shapely.union_all(np.concatenate([street_buffers[full_streets], partial_buffers]))
     return reaches
 
 
@@ -217,8 +241,8 @@ def extent_as_geos(road_graph, polygon):
 
 def to_wgs84_shape(road_graph, geometry):
     """Return a projected shapely geometry in WGS84 (x = lng, y = lat)."""
-    def project(xs, ys, zs=None):
+    def project(xs, ys):
         lngs, lats = to_wgs84(road_graph, xs, ys)
-        return lngs, lats
+        return np.asarray(lngs), np.asarray(lats)
 
-    return transform(project, geometry)
+    return shapely.transform(geometry, project, interleaved=False)

@@ -44,4 +44,4 @@ class PatrolForm(forms.Form):
 
 
 class CoverageForm(forms.Form):
-    minutes = forms.FloatField(label=_("等时圈(分钟)"), required=False, min_value=1, max_value=60)
+    minutes = forms.FloatField(label=_("等时圈(分钟)"), required=False, min_value=0.5, max_value=60)
