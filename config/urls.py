@@ -10,5 +10,6 @@ urlpatterns = [
     path("iot/", include("iot.urls")),
     path("routing/", include("routing.urls")),
     path("", include("gridmap.urls")),
+    path("", include("gridmap.supervision_urls")),
     path("", include("webmap.urls")),
 ]
