@@ -1,11 +1,12 @@
 """Gi* hotspots: the statistic against esda and exact enumeration, runs on PostGIS, the command.
 
 Worlds are built around one resolution-9 cell in Xiangzhou County. Runs
-with pseudo p-values that assert exact sets of hot or cold cells use 9,999
-permutations, so the smallest pseudo p-value (0.0002) sits well below the
-Benjamini-Hochberg thresholds. Runs with the default z_sim p-values use
-999. In both cases the same sets come out for every seed from 0 to 29,
-not only for the fixed one used here.
+with plain pseudo p-values that assert exact sets of hot or cold cells use
+9,999 permutations, so the smallest pseudo p-value (0.0002) sits well
+below the Benjamini-Hochberg thresholds. Runs with the default adaptive
+p-values and with z_sim use 999. In all cases the same sets come out for
+every seed from 0 to 29, not only for the fixed one used here, except in
+the 20,419-cell worlds, which were checked for seeds 0 to 5.
 """
 import datetime
 import itertools
@@ -304,7 +305,7 @@ def test_gi_star_z_sim_hot_world():
     # 200,000 draws put 0.67% of local sums at or above 25 (two-sided
     # 0.013), so z_sim flags them and pseudo p-values do not.
     cells, values, neighbours = study_arrays(hot_world())
-    result = gistar.gi_star(values, neighbours, 999, seed=12345)
+    result = gistar.gi_star(values, neighbours, 999, seed=12345, p_method="z_sim")
     hot = set(cells[result.direction == 1].tolist())
     assert result.p_method == "z_sim"
     assert hot == disk(1) | ring_two_cells_touching_two_of_ring_one()
@@ -329,7 +330,7 @@ def test_gi_star_z_sim_large_set_flags_clusters():
     neighbours = gistar.neighbour_index(cells)
     cluster_cells = set().union(*(set(h3_int.grid_disk(center, 2)) for center in cluster_centers))
 
-    z_sim = gistar.gi_star(values, neighbours, 999, seed=0)
+    z_sim = gistar.gi_star(values, neighbours, 999, seed=0, p_method="z_sim")
     pseudo = gistar.gi_star(values, neighbours, 999, seed=0, p_method="pseudo")
 
     hot = set(cells[z_sim.direction == 1].tolist())
@@ -342,9 +343,40 @@ def test_gi_star_z_sim_large_set_flags_clusters():
     assert (pseudo.direction == 0).all()
 
 
+def large_clustered_world():
+    """Return the cells, counts, neighbour table and cluster centers of the 20,419-cell world."""
+    ring = list(h3_int.grid_ring(CENTER, 40))
+    cluster_centers = [ring[k * len(ring) // 4] for k in range(4)]
+    cells, values = clustered_disk(82, cluster_centers, 0.3, 3.0, 2, seed=0)
+    return cells, values, gistar.neighbour_index(cells), cluster_centers
+
+
+def test_gi_star_adaptive_large_set_flags_clusters():
+    # The world of the z_sim test above, where pseudo with 999
+    # permutations flags nothing. Adaptive refinement lowers the floor of
+    # the cells near it to 0.00002. About two thirds of the 76 cluster cells
+    # then pass (49 to 51 for seeds 0 to 5), and no cell more than one ring
+    # outside a cluster does.
+    cells, values, neighbours, cluster_centers = large_clustered_world()
+    cluster_cells = set().union(*(set(h3_int.grid_disk(center, 2)) for center in cluster_centers))
+    near_clusters = set().union(*(set(h3_int.grid_disk(center, 3)) for center in cluster_centers))
+
+    result = gistar.gi_star(values, neighbours, 999, seed=0)
+
+    hot = set(cells[result.direction == 1].tolist())
+    assert result.p_method == "adaptive"
+    assert set(cluster_centers) <= hot
+    assert len(hot & cluster_cells) >= 0.6 * len(cluster_cells)
+    assert hot <= near_clusters
+    assert (result.direction >= 0).all()
+    assert result.refinement_capped == 0
+    assert result.p_values[result.direction == 1].max() < 0.002
+
+
 @pytest.mark.parametrize(
     "p_method",
     [
+        "adaptive",
         "pseudo",
         pytest.param(
             "z_sim",
@@ -358,13 +390,147 @@ def test_gi_star_z_sim_large_set_flags_clusters():
 def test_gi_star_spatially_random_counts_flag_nothing(p_method):
     # The counts of the large clustered world, shuffled over the cells, so
     # no cluster exists and every flagged cell is a false discovery.
-    ring = list(h3_int.grid_ring(CENTER, 40))
-    cluster_centers = [ring[k * len(ring) // 4] for k in range(4)]
-    cells, values = clustered_disk(82, cluster_centers, 0.3, 3.0, 2, seed=0)
+    cells, values, neighbours, _ = large_clustered_world()
     values = np.random.default_rng(1).permutation(values)
-    neighbours = gistar.neighbour_index(cells)
     result = gistar.gi_star(values, neighbours, 999, seed=0, p_method=p_method)
     assert (result.direction == 0).all()
+
+
+def test_adaptive_p_values_valid_under_null():
+    # On the shuffled counts each cell's null hypothesis holds, so the
+    # share of p-values at or below u may exceed u only by sampling error
+    # (3 binomial standard errors over 20,419 cells). Refined cells must
+    # exist, or the check would only test the first stage.
+    cells, values, neighbours, _ = large_clustered_world()
+    values = np.random.default_rng(1).permutation(values)
+    result = gistar.gi_star(values, neighbours, 999, seed=0)
+
+    assert (result.final_permutations == 9999).sum() > 50
+    assert (result.final_permutations == 99999).sum() > 5
+    for u in (0.0005, 0.002, 0.01, 0.05):
+        share = (result.p_values <= u).mean()
+        assert share <= u + 3.0 * np.sqrt(u * (1.0 - u) / len(cells)), u
+
+
+def test_gi_star_adaptive_hot_world():
+    # The six ring-2 cells that z_sim flags have a two-sided permutation
+    # p-value near 0.013 (200,000 draws, see test_gi_star_z_sim_hot_world),
+    # too large to pass BH over 169 cells, so adaptive flags CENTER and
+    # ring 1 only.
+    cells, values, neighbours = study_arrays(hot_world())
+    result = gistar.gi_star(values, neighbours, 999, seed=12345)
+    hot = set(cells[result.direction == 1].tolist())
+    assert hot == disk(1)
+    assert (result.direction >= 0).all()
+    assert set(result.confidence[result.direction == 1].tolist()) <= {90, 95, 99}
+    assert set(result.final_permutations[result.direction == 1].tolist()) <= {9999, 99999}
+
+
+def test_gi_star_adaptive_stages_match_pseudo_runs():
+    # Each stage's p-values computed two ways: inside the adaptive run, and
+    # by a plain pseudo run with that stage's size and seed on the cells
+    # that reached it.
+    seed = 12345
+    cells, values, neighbours = study_arrays(hot_world())
+    adaptive = gistar.gi_star(values, neighbours, 999, seed=seed)
+    plain = gistar.gi_star(values, neighbours, 999, seed=seed, p_method="pseudo")
+    stages = (999, 9999, 99999)
+    final = adaptive.final_permutations
+
+    # The first stage is a pseudo run with the run's own seed.
+    first_stage = final == 999
+    assert np.array_equal(adaptive.p_values[first_stage], plain.p_values[first_stage])
+    assert np.array_equal(adaptive.z_sim, plain.z_sim, equal_nan=True)
+
+    reached = np.flatnonzero(plain.p_values <= 2 * (gistar.ESCALATION_TAIL_DRAWS + 1) / 1000)
+    for stage in (1, 2):
+        assert len(reached) > 0, stage
+        assert np.array_equal(reached, np.flatnonzero(final >= stages[stage])), stage
+        above, below = gistar.conditional_permutation_counts(
+            values, neighbours, stages[stage], gistar.refinement_seed(seed, stage), cells=reached
+        )
+        p_values = gistar.two_sided_pseudo_p(above, below, stages[stage])
+        ends_here = final[reached] == stages[stage]
+        assert np.array_equal(adaptive.p_values[reached[ends_here]], p_values[ends_here]), stage
+        reached = reached[np.minimum(above, below) <= gistar.ESCALATION_TAIL_DRAWS]
+
+
+def test_gi_star_adaptive_same_seed_identical():
+    cells, values, neighbours = study_arrays(hot_world())
+    first = gistar.gi_star(values, neighbours, 999, seed=42)
+    second = gistar.gi_star(values, neighbours, 999, seed=42)
+    other_seed = gistar.gi_star(values, neighbours, 999, seed=43)
+    assert np.array_equal(first.p_values, second.p_values)
+    assert np.array_equal(first.final_permutations, second.final_permutations)
+    assert np.array_equal(first.direction, second.direction)
+    assert not np.array_equal(first.p_values, other_seed.p_values)
+
+
+def test_gi_star_adaptive_budget_refines_smallest_first():
+    # A budget of three cells at 9,999 permutations: the three candidates
+    # with the fewest draws in the smaller tail are refined, the others keep
+    # their first-stage p-value and count as capped.
+    cells, values, neighbours = study_arrays(hot_world())
+    plain = gistar.gi_star(values, neighbours, 999, seed=3, p_method="pseudo")
+    result = gistar.gi_star(values, neighbours, 999, seed=3, max_refinement_draws=3 * 9999)
+
+    candidates = plain.p_values <= 2 * (gistar.ESCALATION_TAIL_DRAWS + 1) / 1000
+    refined = result.final_permutations > 999
+    assert candidates.sum() > 3
+    assert refined.sum() == 3
+    assert (result.final_permutations <= 9999).all()
+    assert plain.p_values[refined].max() <= plain.p_values[candidates & ~refined].min()
+    assert np.array_equal(result.p_values[~refined], plain.p_values[~refined])
+    assert result.refinement_capped >= candidates.sum() - 3
+
+
+def test_gi_star_adaptive_without_stages_equals_pseudo():
+    cells, values, neighbours = study_arrays(hot_world())
+    adaptive = gistar.gi_star(values, neighbours, 999, seed=4, refinement_permutations=())
+    plain = gistar.gi_star(values, neighbours, 999, seed=4, p_method="pseudo")
+    assert np.array_equal(adaptive.p_values, plain.p_values)
+    assert np.array_equal(adaptive.direction, plain.direction)
+    assert (adaptive.final_permutations == 999).all()
+
+
+def test_resolve_refinement_permutations():
+    assert gistar.resolve_refinement_permutations(999) == (9999, 99999)
+    assert gistar.resolve_refinement_permutations(9999) == (99999,)
+    assert gistar.resolve_refinement_permutations(99999) == ()
+    assert gistar.resolve_refinement_permutations(99, [999, 5000]) == (999, 5000)
+    for stages in ([999], [5000, 5000], [20000, 10000], [2.5e4], [True]):
+        with pytest.raises(ValueError, match="refinement_permutations must be integers"):
+            gistar.resolve_refinement_permutations(999, stages)
+
+
+def test_gi_star_rejects_decreasing_stages():
+    cells, values, neighbours = study_arrays(hot_world())
+    with pytest.raises(ValueError, match=r"first stage 999\), got \[99999, 9999\]"):
+        gistar.gi_star(values, neighbours, 999, seed=1, refinement_permutations=[99999, 9999])
+
+
+def test_refinement_seed_distinct_and_stable():
+    seeds = [gistar.refinement_seed(12345, stage) for stage in (1, 2, 3)]
+    assert len(set(seeds) | {12345}) == 4
+    assert seeds == [gistar.refinement_seed(12345, stage) for stage in (1, 2, 3)]
+    assert gistar.refinement_seed(12346, 1) != seeds[0]
+    with pytest.raises(ValueError, match="numbered from 1"):
+        gistar.refinement_seed(12345, 0)
+
+
+def test_permutation_counts_of_all_cells_match_default():
+    cells, values, neighbours = study_arrays(hot_world())
+    default = gistar.conditional_permutations(values, neighbours, 999, seed=6)
+    explicit = gistar.conditional_permutations(values, neighbours, 999, seed=6, cells=np.arange(len(cells)))
+    assert np.array_equal(default.at_or_above, explicit.at_or_above)
+    assert np.array_equal(default.at_or_below, explicit.at_or_below)
+    assert np.array_equal(default.simulated_mean, explicit.simulated_mean)
+
+
+def test_permutation_counts_reject_cells_out_of_range():
+    cells, values, neighbours = study_arrays(hot_world())
+    with pytest.raises(ValueError, match=f"cells must be positions from 0 to {len(cells) - 1}"):
+        gistar.conditional_permutations(values, neighbours, 99, seed=6, cells=[0, len(cells)])
 
 
 def test_fdr_confidence_agrees_with_esda_fdr():
@@ -461,7 +627,7 @@ def test_gi_star_empty(p_method):
 
 def test_gi_star_rejects_unknown_p_method():
     cells, values, neighbours = study_arrays(hot_world())
-    with pytest.raises(ValueError, match="p_method must be one of z_sim, pseudo, got 'exact'"):
+    with pytest.raises(ValueError, match="p_method must be one of adaptive, pseudo, z_sim, got 'exact'"):
         gistar.gi_star(values, neighbours, 999, seed=1, p_method="exact")
 
 
@@ -558,9 +724,29 @@ def test_run_hot_cluster(factory):
 
 
 @pytest.mark.django_db
-def test_run_hot_cluster_z_sim(factory):
+def test_run_hot_cluster_adaptive(factory):
     factory.create(hot_world())
     run = hotspots.run_hotspots()
+
+    labels = labels_by_cell(run)
+    hot = {cell for cell, label in labels.items() if label in hotspots.HOT_LABELS}
+    cold = {cell for cell, label in labels.items() if label in hotspots.COLD_LABELS}
+    # test_gi_star_adaptive_hot_world explains why ring 2 stays out.
+    assert hot == disk(1)
+    assert cold == set()
+    assert run.hot_count == 7
+    assert run.cold_count == 0
+    assert run.params["p_method"] == "adaptive"
+    assert run.params["refinement_permutations"] == [9999, 99999]
+    # The hot cells were refined, so their p-values lie below the first-stage floor.
+    hot_p_values = run.cells.filter(h3_cell__in=hot).values_list("p_value", flat=True)
+    assert max(hot_p_values) < 2 / 1000
+
+
+@pytest.mark.django_db
+def test_run_hot_cluster_z_sim(factory):
+    factory.create(hot_world())
+    run = hotspots.run_hotspots(p_method="z_sim")
 
     labels = labels_by_cell(run)
     hot = {cell for cell, label in labels.items() if label in hotspots.HOT_LABELS}
@@ -580,7 +766,7 @@ def test_run_stores_p_values_used_for_fdr(factory):
     run = hotspots.run_hotspots(seed=8)
 
     cells, values, neighbours = study_arrays(hot_world())
-    expected = gistar.gi_star(values, neighbours, 999, seed=8, p_method="z_sim")
+    expected = gistar.gi_star(values, neighbours, 999, seed=8, p_method="adaptive")
     stored = dict(run.cells.values_list("h3_cell", "p_value"))
     assert [stored[cell] for cell in cells.tolist()] == expected.p_values.tolist()
 
@@ -603,9 +789,24 @@ def test_run_cold_region(factory):
 
 
 @pytest.mark.django_db
-def test_run_cold_region_z_sim(factory):
+def test_run_cold_region_adaptive(factory):
     factory.create(cold_world())
     run = hotspots.run_hotspots()
+
+    labels = labels_by_cell(run)
+    cold = {cell for cell, label in labels.items() if label in hotspots.COLD_LABELS}
+    hot = {cell for cell, label in labels.items() if label in hotspots.HOT_LABELS}
+    # BH puts CENTER and ring 1 at 95% for every seed from 0 to 29.
+    assert cold == disk(1)
+    assert {labels[cell] for cell in cold} == {HotspotLabel.COLD_95}
+    assert hot == set()
+    assert run.cold_count == 7
+
+
+@pytest.mark.django_db
+def test_run_cold_region_z_sim(factory):
+    factory.create(cold_world())
+    run = hotspots.run_hotspots(p_method="z_sim")
 
     labels = labels_by_cell(run)
     cold = {cell for cell, label in labels.items() if label in hotspots.COLD_LABELS}
@@ -631,7 +832,8 @@ def test_run_stores_cells_and_params(factory):
         "resolution": 9,
         "permutations": 999,
         "seed": 7,
-        "p_method": "z_sim",
+        "p_method": "adaptive",
+        "refinement_permutations": [9999, 99999],
     }
     assert run.cells.count() == run.cell_count
     center = run.cells.get(h3_cell=CENTER)
@@ -719,6 +921,21 @@ def test_recompute_reproduces_run(factory):
 
 
 @pytest.mark.django_db
+def test_run_stores_stages_only_for_adaptive(factory):
+    factory.create(hot_world())
+    pseudo = hotspots.run_hotspots(p_method="pseudo")
+    adaptive = hotspots.run_hotspots(permutations=9999)
+    custom = hotspots.run_hotspots(permutations=99, refinement_permutations=[999, 5000])
+
+    assert "refinement_permutations" not in pseudo.params
+    assert adaptive.params["refinement_permutations"] == [99999]
+    assert custom.params["refinement_permutations"] == [999, 5000]
+    again = hotspots.recompute(custom)
+    assert again.params == custom.params
+    assert labels_by_cell(again) == labels_by_cell(custom)
+
+
+@pytest.mark.django_db
 def test_recompute_old_run_uses_pseudo(factory):
     factory.create(hot_world())
     original = hotspots.run_hotspots(permutations=9999, seed=5, p_method="pseudo")
@@ -739,7 +956,20 @@ def test_run_logs_counts(factory, caplog):
     with caplog.at_level(logging.INFO, logger="spatial.analysis.hotspots"):
         run = hotspots.run_hotspots()
     assert f"Hotspot run {run.pk}: 2 tickets (0 without a cell) in 7 cells" in caplog.text
-    assert "0 hot, 0 cold with z_sim p-values" in caplog.text
+    assert "0 hot, 0 cold with adaptive p-values" in caplog.text
+    # No cell of seven comes near the p-value floor, so none is refined.
+    assert f"Hotspot run {run.pk}: 0 cells reached the refinement stage of 9999 permutations" in caplog.text
+
+
+@pytest.mark.django_db
+def test_run_logs_capped_refinement(factory, caplog, monkeypatch):
+    factory.create(hot_world())
+    monkeypatch.setattr(gistar, "REFINEMENT_MIN_DRAWS", 0)
+    monkeypatch.setattr(gistar, "REFINEMENT_DRAWS_RATIO", 0)
+    with caplog.at_level(logging.INFO, logger="spatial.analysis.hotspots"):
+        run = hotspots.run_hotspots()
+    assert f"Hotspot run {run.pk}: 0 cells reached the refinement stage of 9999 permutations" in caplog.text
+    assert "cells near the p-value floor were not refined because the refinement budget was used up" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -753,7 +983,11 @@ def test_run_logs_counts(factory, caplog):
         ({"resolution": "medium"}, "H3 分辨率 “medium” 无效"),
         ({"permutations": 0}, "置换次数 “0” 无效"),
         ({"seed": -1}, "随机种子 “-1” 无效"),
-        ({"p_method": "exact"}, "p 值方法 “exact” 无效,可选 z_sim, pseudo。"),
+        ({"p_method": "exact"}, "p 值方法 “exact” 无效,可选 adaptive, pseudo, z_sim。"),
+        ({"refinement_permutations": [500]}, "追加置换次数 “[500]” 无效"),
+        ({"refinement_permutations": [99999, 9999]}, "第一级大于置换次数 999"),
+        ({"refinement_permutations": "9999"}, "追加置换次数 “9999” 无效"),
+        ({"p_method": "pseudo", "refinement_permutations": [9999]}, "追加置换次数仅适用于 p 值方法 adaptive,当前方法为 pseudo"),
     ],
 )
 def test_build_query_rejects(params, fragment):
@@ -783,14 +1017,36 @@ def test_command_prints_summary(factory, capsys):
 
 
 @pytest.mark.django_db
-def test_command_default_z_sim_summary(factory, capsys):
+def test_command_default_adaptive_summary(factory, capsys):
     factory.create(hot_world())
     call_command("compute_hotspots")
+    output = capsys.readouterr().out
+    run = HotspotRun.objects.get()
+    assert run.params["p_method"] == "adaptive"
+    assert "热点:7 个(" in output
+    assert "p 值方法:自适应伪 p 值(adaptive),置换 999 次,伪 p 值接近下限的单元追加 9999、99999 次。" in output
+    assert "提示" not in output
+
+
+@pytest.mark.django_db
+def test_command_z_sim_summary(factory, capsys):
+    factory.create(hot_world())
+    call_command("compute_hotspots", "--p-method", "z_sim")
     output = capsys.readouterr().out
     run = HotspotRun.objects.get()
     assert run.params["p_method"] == "z_sim"
     assert "热点:13 个(99% 置信 13,95% 置信 0,90% 置信 0)。" in output
     assert "p 值方法:置换正态近似(z_sim),置换 999 次。" in output
+
+
+@pytest.mark.django_db
+def test_command_refinement_permutations(factory, capsys):
+    factory.create(hot_world())
+    call_command("compute_hotspots", "--permutations", "99", "--refinement-permutations", "999,5000")
+    output = capsys.readouterr().out
+    run = HotspotRun.objects.get()
+    assert run.params["refinement_permutations"] == [999, 5000]
+    assert "置换 99 次,伪 p 值接近下限的单元追加 999、5000 次。" in output
 
 
 @pytest.mark.django_db
@@ -803,9 +1059,10 @@ def test_command_warns_about_p_value_floor(factory, capsys):
 
 
 @pytest.mark.django_db
-def test_command_z_sim_has_no_floor_warning(factory, capsys):
+@pytest.mark.parametrize("p_method", ["adaptive", "z_sim"])
+def test_command_no_floor_warning_unless_pseudo(factory, capsys, p_method):
     factory.create(hot_world())
-    call_command("compute_hotspots", "--permutations", "99")
+    call_command("compute_hotspots", "--permutations", "99", "--p-method", p_method)
     assert "提示" not in capsys.readouterr().out
 
 
@@ -827,8 +1084,10 @@ def test_command_help_renders():
     text = " ".join(command.create_parser("manage.py", "compute_hotspots").format_help().split())
     assert "Getis-Ord Gi* 热点" in text
     assert "最小伪 p 值为 2/(N+1)" in text
-    assert "--p-method z_sim|pseudo" in text
-    assert "z_sim(默认)为置换正态近似" in text
+    assert "--p-method adaptive|pseudo|z_sim" in text
+    assert "adaptive(默认)为自适应伪 p 值" in text
+    assert "z_sim 为置换正态近似" in text
+    assert "--refinement-permutations N1,N2" in text
 
 
 @pytest.mark.django_db
@@ -854,7 +1113,11 @@ def test_command_rerun(factory, capsys):
         (["--source", "fax"], "工单来源 “fax” 无效"),
         (["--permutations", "0"], "置换次数 “0” 无效"),
         (["--seed", "-5"], "随机种子 “-5” 无效"),
-        (["--p-method", "normal"], "p 值方法 “normal” 无效,可选 z_sim, pseudo。"),
+        (["--p-method", "normal"], "p 值方法 “normal” 无效,可选 adaptive, pseudo, z_sim。"),
+        (["--refinement-permutations", "9999;99999"], "--refinement-permutations “9999;99999” 无效"),
+        (["--refinement-permutations", "500"], "追加置换次数 “[500]” 无效"),
+        (["--p-method", "z_sim", "--refinement-permutations", "9999"], "追加置换次数仅适用于 p 值方法 adaptive"),
+        (["--rerun", "1", "--refinement-permutations", "9999"], "--rerun 不能与 --refinement-permutations 同时使用"),
         (["--rerun", "1", "--p-method", "pseudo"], "--rerun 不能与 --p-method 同时使用"),
         (["--rerun", "999999"], "热点分析 #999999 不存在"),
         (["--rerun", "1", "--seed", "2"], "--rerun 不能与 --seed 同时使用"),

@@ -33,19 +33,13 @@ from spatial.taxonomy import Category
 
 logger = logging.getLogger(__name__)
 
-# With the default z_sim p-values, 999 permutations give continuous
-# p-values, so the FDR correction can flag cells in study sets of tens of
-# thousands of cells. With p_method "pseudo" the smallest p-value is
+# First-stage permutations. With p_method "pseudo" the smallest p-value is
 # 2 / (permutations + 1) = 0.002, and FDR then flags nothing at 90% unless
-# 1 cell in 50 reaches it. 9999 permutations lower that floor tenfold but
-# take over ten times as long (bench/hotspots.py).
+# 1 cell in 50 reaches it. The default "adaptive" refines only the cells
+# near that floor with 9,999 and then 99,999 permutations, which costs far
+# less than 9,999 permutations for every cell (bench/hotspots.py).
 DEFAULT_PERMUTATIONS = 999
 DEFAULT_SEED = 12345
-
-# NOTE: z_sim assumes a normal permutation distribution, but ticket counts
-# are skewed (mostly 0 and 1, a few large). On the benchmark's 50,311 cells
-# with the counts shuffled, so no cluster exists, z_sim still flagged 752
-# cells hot at 999 permutations, and pseudo none (docs/benchmarks.md).
 DEFAULT_P_METHOD = gistar.DEFAULT_P_METHOD
 
 # Runs stored before the p-value method became a parameter used pseudo p-values.
@@ -93,12 +87,19 @@ class HotspotQuery:
     permutations: int
     seed: int
     p_method: str
+    # Refinement stage sizes of "adaptive", None for the other methods.
+    refinement_permutations: tuple[int, ...] | None
 
     def as_params(self):
+        """Return the parameters as JSON values, without refinement stages unless p_method is "adaptive"."""
         params = asdict(self)
         for key in ("received_from", "received_to"):
             if params[key] is not None:
                 params[key] = params[key].isoformat()
+        if self.refinement_permutations is None:
+            del params["refinement_permutations"]
+        else:
+            params["refinement_permutations"] = list(self.refinement_permutations)
         return params
 
 
@@ -140,12 +141,15 @@ def build_query(
     permutations=DEFAULT_PERMUTATIONS,
     seed=DEFAULT_SEED,
     p_method=DEFAULT_P_METHOD,
+    refinement_permutations=None,
 ):
     """Validate run parameters and return them as a HotspotQuery.
 
     Dates may be ``datetime.date`` objects or "YYYY-MM-DD" strings, and both
-    ends of the period are included. Raises HotspotParameterError naming the
-    invalid value and what is allowed.
+    ends of the period are included. Refinement stages apply only to
+    p_method "adaptive", which without them gets
+    ``gistar.resolve_refinement_permutations(permutations)``. Raises
+    HotspotParameterError naming the invalid value and what is allowed.
     """
     if category is not None and category not in Category.values:
         raise HotspotParameterError(
@@ -177,6 +181,7 @@ def build_query(
             _("p 值方法 “%(value)s” 无效,可选 %(allowed)s。")
             % {"value": p_method, "allowed": ", ".join(gistar.P_METHODS)}
         )
+    refinement_permutations = _check_refinement_permutations(p_method, permutations, refinement_permutations)
 
     return HotspotQuery(
         category=category,
@@ -187,7 +192,25 @@ def build_query(
         permutations=permutations,
         seed=seed,
         p_method=p_method,
+        refinement_permutations=refinement_permutations,
     )
+
+
+def _check_refinement_permutations(p_method, permutations, refinement_permutations):
+    if p_method != gistar.P_METHOD_ADAPTIVE:
+        if refinement_permutations:
+            raise HotspotParameterError(
+                _("追加置换次数仅适用于 p 值方法 adaptive,当前方法为 %(method)s,请去掉该参数或改用 adaptive。")
+                % {"method": p_method}
+            )
+        return None
+    try:
+        return gistar.resolve_refinement_permutations(permutations, refinement_permutations)
+    except (TypeError, ValueError):
+        raise HotspotParameterError(
+            _("追加置换次数 “%(value)s” 无效,应为逐级增大的正整数,且第一级大于置换次数 %(permutations)s,例如 9999,99999。")
+            % {"value": refinement_permutations, "permutations": permutations}
+        ) from None
 
 
 def get_p_method(params):
@@ -294,10 +317,15 @@ def run_hotspots(**params):
         Conditional permutations per cell.
     seed : int, default 12345
         Random seed. The same tickets and parameters give the same labels.
-    p_method : {"z_sim", "pseudo"}, default "z_sim"
+    p_method : {"adaptive", "pseudo", "z_sim"}, default "adaptive"
         p-value passed to the FDR correction and stored in
-        ``HotspotCell.p_value``: the permutation normal approximation or
-        the two-sided pseudo p-value (see ``gistar.gi_star``).
+        ``HotspotCell.p_value``: the pseudo p-value with adaptive
+        refinement, the plain two-sided pseudo p-value or the permutation
+        normal approximation (see ``gistar.gi_star``).
+    refinement_permutations : sequence of int, optional
+        Refinement stage sizes of "adaptive", stored in the run's params.
+        The default is 9,999 and 99,999, without stages at or below
+        ``permutations``.
 
     Returns
     -------
@@ -317,7 +345,14 @@ def run_hotspots(**params):
     counts, without_cell = count_tickets_by_cell(query)
     cells, values = build_study_set(counts)
     neighbours = gistar.neighbour_index(cells)
-    result = gistar.gi_star(values, neighbours, query.permutations, query.seed, p_method=query.p_method)
+    result = gistar.gi_star(
+        values,
+        neighbours,
+        query.permutations,
+        query.seed,
+        p_method=query.p_method,
+        refinement_permutations=query.refinement_permutations,
+    )
     labels = label_cells(result)
 
     hot_count = sum(label in HOT_LABELS for label in labels)
@@ -348,13 +383,29 @@ def run_hotspots(**params):
         run.pk, ticket_count, without_cell, len(cells), query.resolution,
         hot_count, cold_count, query.p_method, run.duration_s,
     )
+    if query.p_method == gistar.P_METHOD_ADAPTIVE:
+        _log_refinement(run, result, query)
     return run
 
 
+def _log_refinement(run, result, query):
+    for stage_size in query.refinement_permutations:
+        logger.info(
+            "Hotspot run %s: %s cells reached the refinement stage of %s permutations",
+            run.pk, int((result.final_permutations >= stage_size).sum()), stage_size,
+        )
+    if result.refinement_capped:
+        logger.warning(
+            "Hotspot run %s: %s cells near the p-value floor were not refined because "
+            "the refinement budget was used up, so their p-values are less precise",
+            run.pk, result.refinement_capped,
+        )
+
+
 def _cell_rows(run, cells, values, result, labels):
-    # NOTE: the verbose name of HotspotCell.p_value still reads "伪p值"
-    # (pseudo p-value), but the field stores the p-value of the run's
-    # p_method, which is z_sim by default.
+    # NOTE: the verbose name of HotspotCell.p_value reads "伪p值" (pseudo
+    # p-value), but with p_method "z_sim" the field stores the normal
+    # approximation instead.
     for i, cell in enumerate(cells.tolist()):
         z_score = float(result.z_scores[i])
         yield HotspotCell(

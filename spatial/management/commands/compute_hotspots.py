@@ -19,14 +19,16 @@ _RUN_OPTIONS = {
     "--permutations": "permutations",
     "--seed": "seed",
     "--p-method": "p_method",
+    "--refinement-permutations": "refinement_permutations",
 }
 
 # p-value method -> its name in the summary.
 # NOTE: locale/en has no English for the messages added with --p-method
 # yet, so they show in Chinese under LANGUAGE_CODE "en".
 _P_METHOD_NAMES = {
-    gistar.P_METHOD_Z_SIM: gettext_lazy("置换正态近似(z_sim)"),
+    gistar.P_METHOD_ADAPTIVE: gettext_lazy("自适应伪 p 值(adaptive)"),
     gistar.P_METHOD_PSEUDO: gettext_lazy("伪 p 值(pseudo)"),
+    gistar.P_METHOD_Z_SIM: gettext_lazy("置换正态近似(z_sim)"),
 }
 
 
@@ -36,6 +38,15 @@ def _parse_date(value):
     except ValueError:
         raise CommandError(
             _("日期 “%(value)s” 无效,应为 YYYY-MM-DD 格式,例如 2024-03-01。") % {"value": value}
+        ) from None
+
+
+def _parse_refinement_permutations(value):
+    try:
+        return [int(part) for part in value.split(",")]
+    except ValueError:
+        raise CommandError(
+            _("--refinement-permutations “%(value)s” 无效,应为逗号分隔的整数,例如 9999,99999。") % {"value": value}
         ) from None
 
 
@@ -85,11 +96,19 @@ class Command(BaseCommand):
             % {"default": hotspots.DEFAULT_PERMUTATIONS},
         )
         parser.add_argument(
-            "--p-method", dest="p_method", metavar="z_sim|pseudo",
+            "--p-method", dest="p_method", metavar="adaptive|pseudo|z_sim",
             help=gettext_lazy(
-                "用于 FDR 校正的 p 值方法。z_sim(默认)为置换正态近似:p 值连续,单元多时 999 次置换也能"
-                "判定热点,但假定置换分布接近正态,工单数稀疏或偏态明显时 p 值偏小。pseudo 为双侧伪 p 值:"
-                "不作分布假定,最小值为 2/(N+1)。"
+                "用于 FDR 校正的 p 值方法。adaptive(默认)为自适应伪 p 值:先对每个单元置换 N 次,伪 p 值"
+                "接近下限的单元再用新的独立抽样追加置换(默认 9999 次,再 99999 次),取最后一级的伪 p 值,"
+                "单元多时也能判定热点。pseudo 为双侧伪 p 值:不作分布假定,最小值为 2/(N+1)。z_sim 为置换"
+                "正态近似:p 值连续,但假定置换分布接近正态,工单数稀疏或偏态明显时 p 值偏小,会误判热点。"
+            ),
+        )
+        parser.add_argument(
+            "--refinement-permutations", dest="refinement_permutations", metavar="N1,N2",
+            help=gettext_lazy(
+                "adaptive 方法各级追加置换的次数,逗号分隔,逐级增大且大于 --permutations。"
+                "默认 9999,99999 中大于 --permutations 的各级。"
             ),
         )
         parser.add_argument(
@@ -145,6 +164,8 @@ class Command(BaseCommand):
             params["seed"] = options["seed"]
         if options["p_method"] is not None:
             params["p_method"] = options["p_method"]
+        if options["refinement_permutations"] is not None:
+            params["refinement_permutations"] = _parse_refinement_permutations(options["refinement_permutations"])
         try:
             return hotspots.run_hotspots(**params)
         except hotspots.HotspotParameterError as error:
@@ -181,10 +202,21 @@ class Command(BaseCommand):
             }
         )
         p_method = hotspots.get_p_method(run.params)
-        write(
-            _("p 值方法:%(method)s,置换 %(permutations)s 次。")
-            % {"method": _P_METHOD_NAMES[p_method], "permutations": run.params["permutations"]}
-        )
+        refinement = run.params.get("refinement_permutations")
+        if p_method == gistar.P_METHOD_ADAPTIVE and refinement:
+            write(
+                _("p 值方法:%(method)s,置换 %(permutations)s 次,伪 p 值接近下限的单元追加 %(stages)s 次。")
+                % {
+                    "method": _P_METHOD_NAMES[p_method],
+                    "permutations": run.params["permutations"],
+                    "stages": "、".join(str(size) for size in refinement),
+                }
+            )
+        else:
+            write(
+                _("p 值方法:%(method)s,置换 %(permutations)s 次。")
+                % {"method": _P_METHOD_NAMES[p_method], "permutations": run.params["permutations"]}
+            )
         write(_("耗时:%(seconds).2f 秒。") % {"seconds": run.duration_s})
 
         if p_method != gistar.P_METHOD_PSEUDO:
