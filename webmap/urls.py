@@ -6,4 +6,5 @@ app_name = "webmap"
 urlpatterns = [
     path("map/", views.planner_map, name="planner-map"),
     path("", include("webmap.dashboard_views")),
+    path("", include("webmap.analytics_urls")),
 ]
