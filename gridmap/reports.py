@@ -197,13 +197,14 @@ def _register_font():
     from reportlab.pdfbase.ttfonts import TTFont
 
     path = getattr(settings, "FIREGRID_REPORT_FONT", DEFAULT_FONT)
-    if "FireGridCJK" in pdfmetrics.getRegisteredFontNames():
-        return "FireGridCJK"
     if not Path(path).is_file():
         raise ReportError(_("找不到中文字体 %(path)s。请安装 fonts-wqy-zenhei,或用 FIREGRID_REPORT_FONT 指定一个 "
                             "TrueType 字体文件。") % {"path": path})
-    pdfmetrics.registerFont(TTFont("FireGridCJK", path, subfontIndex=0))
-    return "FireGridCJK"
+    # One registered name per font file, so a changed setting takes effect.
+    name = f"FireGridCJK-{abs(hash(str(path))) % 10 ** 8}"
+    if name not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(TTFont(name, path, subfontIndex=0))
+    return name
 
 
 def build_pdf(figures):
