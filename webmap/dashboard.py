@@ -55,8 +55,8 @@ def line_chart(title, periods, values, kind, target=None, width=320, height=150)
     if target is not None:
         _x, y = point(0, target)
         parts.append(format_html('<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-dasharray="4 3"/>'
-                                 '<text x="{}" y="{}" class="tick target">{}</text>', left, _f(y), width - right, _f(y),
-                                 TARGET_COLOR, width - right - 2, _f(y - 3), _("目标")))
+                                 '<text x="{}" y="{}" class="tick target" text-anchor="end">{}</text>', left, _f(y), width - right,
+                                 _f(y), TARGET_COLOR, width - right, _f(y - 3), _("目标")))
     segment = []
     for index, value in enumerate(values + [None]):
         if value is not None:
@@ -72,10 +72,10 @@ def line_chart(title, periods, values, kind, target=None, width=320, height=150)
             x, y = point(index, value)
             parts.append(format_html('<circle cx="{}" cy="{}" r="2.5" fill="{}"><title>{}: {}</title>'
                                      '</circle>', _f(x), _f(y), LINE_COLOR, periods[index], _number(value, kind)))
-    for index in (0, len(periods) - 1):
+    for index, anchor in ((0, "start"), (len(periods) - 1, "end")):
         x, _y = point(index, 0)
-        parts.append(format_html('<text x="{}" y="{}" class="tick" text-anchor="middle">{}</text>', _f(x),
-                                 height - 8, periods[index]))
+        parts.append(format_html('<text x="{}" y="{}" class="tick" text-anchor="{}">{}</text>', _f(x),
+                                 height - 8, anchor, periods[index]))
     parts.append(mark_safe("</svg>"))
     return mark_safe("".join(parts))
 
