@@ -57,7 +57,7 @@ def _finish(order, solver, started, cost, time_s, service_s, values, return_to_s
                 value=float(sum(values[i] for i in order)))
 
 
-def solve_orienteering(time_s, service_s, values, budget_s, cost=None, time_limit_s=1.5, return_to_start=True):
+def solve_orienteering(time_s, service_s, values, budget_s, cost=None, time_limit_s=1.2, return_to_start=True):
     """Choose and order stops with OR-Tools, falling back to the heuristic when it finds no solution.
 
     Parameters
@@ -94,14 +94,15 @@ def solve_orienteering(time_s, service_s, values, budget_s, cost=None, time_limi
     if size <= 1:
         return _finish([], "none", started, cost, time_s, service_s, values, return_to_start)
 
+    # The heuristic takes milliseconds. Its tour seeds the OR-Tools search,
+    # and keeping the better of the two guards against a search stopped
+    # early by its time limit.
+    fallback = heuristic_order(time_s, service_s, values, budget_s, cost, return_to_start)
     try:
-        order = _ortools_order(time_s, service_s, values, budget_s, cost, time_limit_s, return_to_start)
+        order = _ortools_order(time_s, service_s, values, budget_s, cost, time_limit_s, return_to_start, fallback)
     except ImportError:
         logger.warning("OR-Tools is not importable; using the insertion heuristic")
         order = None
-    # The heuristic takes milliseconds; keeping the better of the two tours
-    # guards against an OR-Tools search stopped early by its time limit.
-    fallback = heuristic_order(time_s, service_s, values, budget_s, cost, return_to_start)
     if order is None:
         logger.warning("OR-Tools found no tour for %d stops in %.1f s; using the insertion heuristic",
                        size - 1, time_limit_s)
@@ -120,7 +121,7 @@ def _better(first, second, values, cost, return_to_start):
     return tour_cost(first, cost, return_to_start) < tour_cost(second, cost, return_to_start) - 1e-6
 
 
-def _ortools_order(time_s, service_s, values, budget_s, cost, time_limit_s, return_to_start):
+def _ortools_order(time_s, service_s, values, budget_s, cost, time_limit_s, return_to_start, initial_order=()):
     from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
     size = len(time_s)
@@ -129,30 +130,25 @@ def _ortools_order(time_s, service_s, values, budget_s, cost, time_limit_s, retu
     node_count = size + (0 if return_to_start else 1)
     finite_cost = np.where(np.isfinite(cost), cost, 0)
     unreachable_arc = int(finite_cost.max() * COST_SCALE * node_count) + 1
-
-    def arc_cost(i, j):
-        if j == end and not return_to_start:
-            return 0
-        if i == end and not return_to_start:
-            return 0
-        value = cost[i][j]
-        return int(round(value * COST_SCALE)) if np.isfinite(value) else unreachable_arc
-
     horizon = int(min(budget_s, 10 ** 12)) if np.isfinite(budget_s) else 10 ** 12
 
-    def arc_time(i, j):
-        if (j == end or i == end) and not return_to_start:
-            return int(round(service_s[i])) if i != end else 0
-        value = time_s[i][j]
-        return int(round(value + service_s[i])) if np.isfinite(value) else horizon + 1
+    # Integer matrices registered with OR-Tools are evaluated in C++, which
+    # is several times faster than Python callbacks during the search.
+    cost_matrix = np.zeros((node_count, node_count), dtype=np.int64)
+    cost_matrix[:size, :size] = np.where(np.isfinite(cost), np.round(finite_cost * COST_SCALE), unreachable_arc)
+    finite_time = np.where(np.isfinite(time_s), time_s, 0)
+    time_matrix = np.zeros((node_count, node_count), dtype=np.int64)
+    time_matrix[:size, :size] = np.where(np.isfinite(time_s), np.round(finite_time + service_s[:, None]), horizon + 1)
+    if not return_to_start:
+        time_matrix[:size, end] = np.round(service_s)
+    np.fill_diagonal(cost_matrix, 0)
+    np.fill_diagonal(time_matrix, 0)
 
     manager = pywrapcp.RoutingIndexManager(node_count, 1, [0], [end])
     routing = pywrapcp.RoutingModel(manager)
-    cost_callback = routing.RegisterTransitCallback(
-        lambda a, b: arc_cost(manager.IndexToNode(a), manager.IndexToNode(b)))
+    cost_callback = routing.RegisterTransitMatrix(cost_matrix.tolist())
     routing.SetArcCostEvaluatorOfAllVehicles(cost_callback)
-    time_callback = routing.RegisterTransitCallback(
-        lambda a, b: arc_time(manager.IndexToNode(a), manager.IndexToNode(b)))
+    time_callback = routing.RegisterTransitMatrix(time_matrix.tolist())
     routing.AddDimension(time_callback, 0, horizon, True, "time")
 
     # One value unit outweighs the costliest possible tour.
@@ -165,7 +161,13 @@ def _ortools_order(time_s, service_s, values, budget_s, cost, time_limit_s, retu
     parameters.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION
     parameters.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
     parameters.time_limit.FromMilliseconds(max(int(time_limit_s * 1000), 1))
-    solution = routing.SolveWithParameters(parameters)
+    routing.CloseModelWithParameters(parameters)
+    initial = routing.ReadAssignmentFromRoutes([list(initial_order)], True) if len(initial_order) else None
+    if initial is not None:
+        solution = routing.SolveFromAssignmentWithParameters(initial, parameters)
+    else:
+        # No seed, or a seed infeasible after rounding arc times to whole seconds.
+        solution = routing.SolveWithParameters(parameters)
     if solution is None:
         return None
 
@@ -182,7 +184,7 @@ def _ortools_order(time_s, service_s, values, budget_s, cost, time_limit_s, retu
     return order
 
 
-def heuristic_order(time_s, service_s, values, budget_s, cost=None, return_to_start=True, improve_limit_s=0.5):
+def heuristic_order(time_s, service_s, values, budget_s, cost=None, return_to_start=True, improve_limit_s=0.3):
     """Build a tour by greedy insertion, then shorten it with or-opt and 2-opt and insert again.
 
     Each step inserts the stop with the highest value per added second

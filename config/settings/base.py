@@ -180,7 +180,7 @@ FIREGRID_ROAD_SPEEDS_KPH.update(json.loads(os.environ.get("FIREGRID_ROAD_SPEEDS_
 FIREGRID_PATROL_BUDGET_MIN = float(os.environ.get("FIREGRID_PATROL_BUDGET_MIN", "120"))
 FIREGRID_PATROL_SERVICE_MIN = float(os.environ.get("FIREGRID_PATROL_SERVICE_MIN", "5"))
 FIREGRID_PATROL_SNAP_MAX_M = float(os.environ.get("FIREGRID_PATROL_SNAP_MAX_M", "150"))
-FIREGRID_PATROL_SOLVER_TIME_LIMIT_S = float(os.environ.get("FIREGRID_PATROL_SOLVER_TIME_LIMIT_S", "1.5"))
+FIREGRID_PATROL_SOLVER_TIME_LIMIT_S = float(os.environ.get("FIREGRID_PATROL_SOLVER_TIME_LIMIT_S", "1.2"))
 FIREGRID_PATROL_MAX_CELLS = int(os.environ.get("FIREGRID_PATROL_MAX_CELLS", "20"))
 # Value of one stop of each kind; an H3 cell's value comes from the function
 # named by FIREGRID_PATROL_CELL_VALUE (dotted path), which a risk model can replace.
