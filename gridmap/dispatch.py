@@ -8,6 +8,7 @@ it places the ticket, applies the routing rules and either dispatches it
 to a lead department with partners or puts it in the dispatchers' queue.
 """
 import logging
+import time
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -21,69 +22,94 @@ from spatial.models import TicketStatus
 
 logger = logging.getLogger(__name__)
 
-# Raw SQL because the ORM cannot express a LATERAL nearest-unit join or an
-# INSERT ... SELECT ... ON CONFLICT; every value is a bound parameter.
+# Raw SQL because the ORM cannot express LATERAL joins, temporary tables or
+# INSERT ... SELECT ... ON CONFLICT; every value is a bound parameter, and the
+# only formatted piece is one of the fixed _SELECTIONS fragments.
 _UPSERT = """
     ON CONFLICT (ticket_id) DO UPDATE
     SET unit_id = EXCLUDED.unit_id, method = EXCLUDED.method,
         distance_m = EXCLUDED.distance_m, placed_at = EXCLUDED.placed_at
 """
 
-_CONTAINED_SQL = """
-    INSERT INTO gridmap_gridplacement (ticket_id, unit_id, method, distance_m, placed_at)
-    SELECT t.id, u.id, 'contained', 0, %(now)s
-    FROM spatial_ticket t
-    CROSS JOIN LATERAL (
-        SELECT g.id FROM gridmap_gridunit g
-        WHERE ST_Intersects(g.geom, t.location)
-        ORDER BY g.level DESC, g.id
-        LIMIT 1
-    ) u
-    WHERE t.location IS NOT NULL {selection}
-""" + _UPSERT
-
-# Nearest unit whose edge is within max_distance_m metres (geodesic). The
-# degree window lets the GiST index prefilter; 1 degree of latitude is at
-# least 110,574 m, and a degree of longitude shrinks with cos(latitude).
-_NEAREST_SQL = """
-    INSERT INTO gridmap_gridplacement (ticket_id, unit_id, method, distance_m, placed_at)
-    SELECT t.id, u.id, 'nearest', u.distance_m, %(now)s
-    FROM spatial_ticket t
-    CROSS JOIN LATERAL (
-        SELECT g.id, ST_Distance(g.geom::geography, t.location::geography) AS distance_m
-        FROM gridmap_gridunit g
-        WHERE ST_DWithin(g.geom, t.location,
-                         %(max_m)s / (110574.0 * GREATEST(cos(radians(LEAST(abs(ST_Y(t.location)), 89.0))), 0.01)))
-          AND ST_DWithin(g.geom::geography, t.location::geography, %(max_m)s)
-        ORDER BY distance_m, g.level DESC, g.id
-        LIMIT 1
-    ) u
-    WHERE t.location IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM gridmap_gridplacement p WHERE p.ticket_id = t.id AND p.placed_at = %(now)s)
-      {selection}
-""" + _UPSERT
-
-_COUNTY_SQL = """
-    INSERT INTO gridmap_gridplacement (ticket_id, unit_id, method, distance_m, placed_at)
-    SELECT t.id, u.id, 'county', u.distance_m, %(now)s
-    FROM spatial_ticket t
-    CROSS JOIN LATERAL (
-        SELECT g.id, ST_Distance(g.geom::geography, t.location::geography) AS distance_m
-        FROM gridmap_gridunit g
-        WHERE g.level = %(county)s
-        ORDER BY g.geom <-> t.location, g.id
-        LIMIT 1
-    ) u
-    WHERE t.location IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM gridmap_gridplacement p WHERE p.ticket_id = t.id AND p.placed_at = %(now)s)
-      {selection}
-""" + _UPSERT
-
 _SELECTIONS = {
     "all": "",
     "ids": "AND t.id = ANY(%(ids)s)",
     "batch": "AND t.batch_id = %(batch)s",
 }
+
+# The tickets to place, copied once so that each step reads a small table.
+_POINTS_SQL = """
+    CREATE TEMP TABLE gridmap_place_points AS
+    SELECT t.id, t.location FROM spatial_ticket t WHERE t.location IS NOT NULL {selection}
+"""
+
+# Few tickets: probe the grid's spatial index once per ticket.
+_CONTAINED_PER_TICKET_SQL = """
+    INSERT INTO gridmap_gridplacement (ticket_id, unit_id, method, distance_m, placed_at)
+    SELECT p.id, u.id, 'contained', 0, %(now)s
+    FROM gridmap_place_points p
+    CROSS JOIN LATERAL (
+        SELECT g.id FROM gridmap_gridunit g
+        WHERE ST_Intersects(g.geom, p.location)
+        ORDER BY g.level DESC, g.id
+        LIMIT 1
+    ) u
+""" + _UPSERT
+
+# Many tickets: index the points and probe them once per grid unit. PostGIS
+# then tests every point of a unit against one prepared polygon, which is
+# about ten times faster than a probe per ticket. OFFSET 0 keeps the planner
+# from flattening the LATERAL back into a ticket-driven join.
+_CONTAINED_PER_UNIT_SQL = """
+    INSERT INTO gridmap_gridplacement (ticket_id, unit_id, method, distance_m, placed_at)
+    SELECT DISTINCT ON (p.id) p.id, g.id, 'contained', 0, %(now)s
+    FROM gridmap_gridunit g
+    CROSS JOIN LATERAL (
+        SELECT p.id FROM gridmap_place_points p WHERE ST_Intersects(g.geom, p.location) OFFSET 0
+    ) p
+    ORDER BY p.id, g.level DESC, g.id
+""" + _UPSERT
+
+_REST_SQL = """
+    CREATE TEMP TABLE gridmap_place_rest AS
+    SELECT p.id, p.location FROM gridmap_place_points p
+    WHERE NOT EXISTS (SELECT 1 FROM gridmap_gridplacement g WHERE g.ticket_id = p.id AND g.placed_at = %(now)s)
+"""
+
+# Nearest unit whose edge is within max_m metres (geodesic). The degree
+# window lets the GiST index prefilter; 1 degree of latitude is at least
+# 110,574 m, and a degree of longitude shrinks with cos(latitude).
+_NEAREST_SQL = """
+    INSERT INTO gridmap_gridplacement (ticket_id, unit_id, method, distance_m, placed_at)
+    SELECT p.id, u.id, 'nearest', u.distance_m, %(now)s
+    FROM gridmap_place_rest p
+    CROSS JOIN LATERAL (
+        SELECT g.id, ST_Distance(g.geom::geography, p.location::geography) AS distance_m
+        FROM gridmap_gridunit g
+        WHERE ST_DWithin(g.geom, p.location,
+                         %(max_m)s / (110574.0 * GREATEST(cos(radians(LEAST(abs(ST_Y(p.location)), 89.0))), 0.01)))
+          AND ST_DWithin(g.geom::geography, p.location::geography, %(max_m)s)
+        ORDER BY distance_m, g.level DESC, g.id
+        LIMIT 1
+    ) u
+""" + _UPSERT
+
+_COUNTY_SQL = """
+    INSERT INTO gridmap_gridplacement (ticket_id, unit_id, method, distance_m, placed_at)
+    SELECT p.id, u.id, 'county', u.distance_m, %(now)s
+    FROM gridmap_place_rest p
+    CROSS JOIN LATERAL (
+        SELECT g.id, ST_Distance(g.geom::geography, p.location::geography) AS distance_m
+        FROM gridmap_gridunit g
+        WHERE g.level = %(county)s
+        ORDER BY g.geom <-> p.location, g.id
+        LIMIT 1
+    ) u
+    WHERE NOT EXISTS (SELECT 1 FROM gridmap_gridplacement g WHERE g.ticket_id = p.id AND g.placed_at = %(now)s)
+""" + _UPSERT
+
+# From this many tickets on, the points are indexed and probed per grid unit.
+PER_UNIT_MIN_TICKETS = 20_000
 
 
 def place_tickets(ticket_ids=None, *, batch_id=None, max_distance_m=None):
@@ -120,13 +146,29 @@ def place_tickets(ticket_ids=None, *, batch_id=None, max_distance_m=None):
         selection, params = "all", {}
     # One timestamp marks this run's rows, so each fallback skips what an earlier step placed.
     params |= {"now": timezone.now(), "max_m": float(max_distance_m), "county": int(GridLevel.COUNTY)}
-    counts = {}
+    counts, durations = {}, {}
     with transaction.atomic(), connection.cursor() as cursor:
-        for method, sql in ((PlacementMethod.CONTAINED, _CONTAINED_SQL), (PlacementMethod.NEAREST, _NEAREST_SQL),
-                            (PlacementMethod.COUNTY, _COUNTY_SQL)):
-            cursor.execute(sql.format(selection=_SELECTIONS[selection]), params)
-            counts[method.value] = cursor.rowcount
-    logger.info("placed tickets: %s", counts)
+        started = time.perf_counter()
+        cursor.execute("DROP TABLE IF EXISTS gridmap_place_points, gridmap_place_rest")
+        # The per-unit join sorts about two rows per ticket; keep that sort in memory.
+        cursor.execute("SET LOCAL work_mem = '256MB'")
+        cursor.execute(_POINTS_SQL.format(selection=_SELECTIONS[selection]), params)
+        contained_sql = _CONTAINED_PER_TICKET_SQL
+        if cursor.rowcount >= PER_UNIT_MIN_TICKETS:
+            cursor.execute("CREATE INDEX ON gridmap_place_points USING gist (location)")
+            cursor.execute("ANALYZE gridmap_place_points")
+            contained_sql = _CONTAINED_PER_UNIT_SQL
+        durations["select"] = round(time.perf_counter() - started, 2)
+        steps = ((PlacementMethod.CONTAINED, contained_sql), ("rest", _REST_SQL),
+                 (PlacementMethod.NEAREST, _NEAREST_SQL), (PlacementMethod.COUNTY, _COUNTY_SQL))
+        for method, sql in steps:
+            started = time.perf_counter()
+            cursor.execute(sql, params)
+            if method != "rest":
+                counts[method.value] = cursor.rowcount
+            durations[str(method)] = round(time.perf_counter() - started, 2)
+        cursor.execute("DROP TABLE gridmap_place_points, gridmap_place_rest")
+    logger.info("placed tickets: %s in %s s", counts, durations)
     return counts
 
 

@@ -11,8 +11,9 @@ from gridmap.exceptions import GridImportError
 from gridmap.gridimport import import_grid, read_layer
 from gridmap.models import GridLevel, GridPlacement, GridUnit
 from tests.test_gridmap_support import FIXTURES, build_grid, make_ticket, make_user
+from tests.test_gridmap_support import gridmap_seed  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("gridmap_seed")]
 
 
 def test_import_reports_repairs_rejects_and_children_outside_parent():
@@ -81,7 +82,10 @@ def test_import_grid_command_prints_the_report(capsys):
     assert "超出上级网格 OUT(上级:无)" in out
 
 
-def test_placement_contained_nearest_and_county_in_set_based_statements():
+@pytest.mark.parametrize("per_unit_from", [20_000, 1])
+def test_placement_contained_nearest_and_county_in_set_based_statements(per_unit_from, monkeypatch):
+    # Both strategies (a grid probe per ticket, a point probe per unit) must agree.
+    monkeypatch.setattr("gridmap.dispatch.PER_UNIT_MIN_TICKETS", per_unit_from)
     units = build_grid()
     in_building = make_ticket("T1", lng=109.615, lat=23.915)
     in_community = make_ticket("T2", lng=109.65, lat=23.95)
@@ -92,7 +96,9 @@ def test_placement_contained_nearest_and_county_in_set_based_statements():
     with CaptureQueriesContext(connection) as queries:
         counts = place_tickets(max_distance_m=200)
     assert counts == {"contained": 2, "nearest": 1, "county": 1}
-    assert len([q for q in queries.captured_queries if "gridmap_gridplacement" in q["sql"]]) == 3
+    inserts = [q for q in queries.captured_queries if "INSERT INTO gridmap_gridplacement" in q["sql"]]
+    assert len(inserts) == 3
+    assert len(queries.captured_queries) <= 12  # whatever the number of tickets
     placed = {p.ticket_id: p for p in GridPlacement.objects.all()}
     assert placed[in_building.pk].unit == units["A-1"] and placed[in_building.pk].method == "contained"
     assert placed[in_community.pk].unit == units["A"]

@@ -1,7 +1,10 @@
 """Small builders shared by the gridmap, workflow, Open311 and lookup tests."""
 import datetime
+import importlib
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -23,7 +26,8 @@ def at(*args):
 def make_user(username, *roles, email=""):
     user = get_user_model().objects.create_user(username=username, password="pw-" + username, email=email)
     for role in roles:
-        user.groups.add(Group.objects.get(name=str(role)))
+        # get_or_create: a transactional test elsewhere in the suite may have flushed the seeded groups.
+        user.groups.add(Group.objects.get_or_create(name=str(role))[0])
     return user
 
 
@@ -45,4 +49,22 @@ def make_ticket(number, *, lng=None, lat=None, category="other", received_at=Non
 
 
 def department(code):
+    """Return a seeded department, seeding again when a transactional test flushed the tables."""
+    if not Department.objects.exists():
+        seed_defaults()
     return Department.objects.get(code=code)
+
+
+def seed_defaults():
+    from django.apps import apps
+    seed = importlib.import_module("gridmap.migrations.0003_event_trigger_and_defaults").seed
+    seed(apps, None)
+
+
+@pytest.fixture
+def gridmap_seed():
+    """Restore the migration-seeded groups and configuration if a transactional test elsewhere flushed them."""
+    if not Department.objects.exists():
+        seed_defaults()
+    for name in ("planner", "grid_head", "handler", "leader", "admin"):
+        Group.objects.get_or_create(name=name)

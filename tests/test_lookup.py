@@ -6,8 +6,9 @@ from gridmap import workflow
 from gridmap.dispatch import dispatch_ticket
 from gridmap.models import LookupAttempt
 from tests.test_gridmap_support import department, make_ticket, make_user
+from tests.test_gridmap_support import gridmap_seed  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("gridmap_seed")]
 
 
 @pytest.fixture

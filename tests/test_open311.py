@@ -8,8 +8,9 @@ from django.test import Client
 from gridmap.models import Open311Key, TicketEvent, TicketHandling
 from spatial.models import Ticket
 from tests.test_gridmap_support import at, make_ticket
+from tests.test_gridmap_support import gridmap_seed  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("gridmap_seed")]
 BASE = "/open311/v2"
 
 

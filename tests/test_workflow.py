@@ -11,8 +11,9 @@ from gridmap.exceptions import ConcurrentChange, InvalidTransition
 from gridmap.models import Card, Notification, RoutingRule, TicketEvent, TicketHandling
 from spatial.models import Ticket
 from tests.test_gridmap_support import at, build_grid, department, make_ticket, make_user
+from tests.test_gridmap_support import gridmap_seed  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("gridmap_seed")]
 
 
 @pytest.fixture
@@ -166,7 +167,7 @@ def test_events_cannot_be_changed_or_deleted_even_in_sql():
             cursor.execute("DELETE FROM gridmap_ticketevent WHERE id = %s", [event.pk])
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_handlers_accepting_at_once_leave_one_event(fire_staff):
     ticket = make_ticket("W11", category="fire_lane")
     dispatch_ticket(ticket)

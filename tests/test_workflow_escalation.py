@@ -8,8 +8,9 @@ from gridmap.dispatch import dispatch_ticket
 from gridmap.escalation import run_escalation
 from gridmap.models import Notification, TicketEvent, TicketHandling
 from tests.test_gridmap_support import at, build_grid, department, make_ticket, make_user
+from tests.test_gridmap_support import gridmap_seed  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("gridmap_seed")]
 
 
 def test_working_days_follow_holidays_and_adjusted_weekends():

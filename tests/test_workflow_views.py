@@ -10,6 +10,9 @@ from gridmap.dispatch import dispatch_ticket
 from gridmap.models import TicketEvent, TicketHandling
 from spatial.models import Ticket
 from tests.test_gridmap_support import build_grid, department, make_ticket, make_user
+from tests.test_gridmap_support import gridmap_seed  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("gridmap_seed")
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
        b"\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7V\xbd\xfa\x00\x00\x00\x00IEND\xaeB`\x82")
@@ -152,7 +155,7 @@ def test_dispatcher_assigns_a_queued_ticket():
     assert client_for(users["other_handler"]).get(f"/tickets/{pk}/").status_code == 200
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_accept_requests_record_exactly_one_event():
     users, tickets = setup_world()
     second = make_user("fire_handler_2", "handler")
