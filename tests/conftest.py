@@ -20,3 +20,17 @@ def shared_data():
 @pytest.fixture
 def fixtures_dir():
     return FIXTURES_DIR
+
+
+def pytest_collection_modifyitems(items):
+    """Give every transactional test a serialized rollback.
+
+    A transactional test ends by flushing the tables, which also drops the
+    rows that data migrations created (role groups, the 1+3+N
+    departments). Serialized rollback restores them for the tests after it.
+    """
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker is None or not marker.kwargs.get("transaction") or "serialized_rollback" in marker.kwargs:
+            continue
+        item.add_marker(pytest.mark.django_db(*marker.args, **marker.kwargs, serialized_rollback=True))
