@@ -64,6 +64,10 @@ KDE_SIGMA_CELLS = 1.0
 KDE_RINGS = 2
 DEFAULT_SEED = 0
 SINGLE_THREAD_ROWS = 200_000
+# Fits use the most recent periods up to this many cell-period rows: older
+# periods still feed the lag and window features, and the fit time stays
+# bounded (about 30 s for 500,000 rows on one busy core, bench/risk.py).
+MAX_TRAINING_ROWS = 500_000
 
 LAT_COLUMNS = ("lat", "latitude", "纬度", "Latitude")
 LNG_COLUMNS = ("lng", "lon", "longitude", "经度", "Longitude")
@@ -309,6 +313,12 @@ def _month_after(cube):
     return (last + step).month
 
 
+def recent_periods(cube, first, end):
+    """Return the training periods first..end-1, cut to the most recent ones within MAX_TRAINING_ROWS rows."""
+    keep = max(1, MAX_TRAINING_ROWS // max(len(cube.cells), 1))
+    return range(max(first, end - keep), end)
+
+
 def training_rows(cube, periods, neighbours):
     features = [features_for_period(cube, p, neighbours) for p in periods]
     targets = [cube.counts[:, p] > 0 for p in periods]
@@ -361,7 +371,7 @@ def evaluate_holdout(cube, test_periods=DEFAULT_TEST_PERIODS, alerts=DEFAULT_ALE
                         % {"total": total, "test": test_periods, "min": MIN_HISTORY_PERIODS + 1})
     neighbours = adjacency(cube.cells)
     kernel = kernel_matrix(cube.cells)
-    features, targets = training_rows(cube, range(MIN_HISTORY_PERIODS, split), neighbours)
+    features, targets = training_rows(cube, recent_periods(cube, MIN_HISTORY_PERIODS, split), neighbours)
     model = fit_model(features, targets, seed)
 
     scores = {"model": [], "last_period": [], "kde": []}
@@ -381,7 +391,8 @@ def evaluate_holdout(cube, test_periods=DEFAULT_TEST_PERIODS, alerts=DEFAULT_ALE
     result = {
         "split": {"train_from": cube.starts[MIN_HISTORY_PERIODS], "train_to": cube.starts[split - 1],
                   "test_from": cube.starts[split], "test_to": cube.starts[-1], "period": cube.period,
-                  "train_periods": split - MIN_HISTORY_PERIODS, "test_periods": test_periods,
+                  "train_periods": split - MIN_HISTORY_PERIODS, "fit_periods": len(range(*_bounds(cube, split))),
+                  "test_periods": test_periods,
                   "cells": len(cube.cells), "train_rows": len(targets), "alerts": alerts,
                   "test_events": int(cube.counts[:, split:].sum() + cube.outside[split:].sum()),
                   "test_events_outside_area": int(cube.outside[split:].sum())},
@@ -398,6 +409,11 @@ def evaluate_holdout(cube, test_periods=DEFAULT_TEST_PERIODS, alerts=DEFAULT_ALE
     return result
 
 
+def _bounds(cube, split):
+    periods = recent_periods(cube, MIN_HISTORY_PERIODS, split)
+    return periods.start, periods.stop
+
+
 def predict_next(cube, seed=DEFAULT_SEED):
     """Fit on all periods and return each cell's probability for the period after the last one."""
     neighbours = adjacency(cube.cells)
@@ -405,7 +421,7 @@ def predict_next(cube, seed=DEFAULT_SEED):
     if total < MIN_HISTORY_PERIODS + 1:
         raise RiskError(_("只有 %(total)s 个周期的数据,至少需要 %(min)s 个。")
                         % {"total": total, "min": MIN_HISTORY_PERIODS + 1})
-    features, targets = training_rows(cube, range(MIN_HISTORY_PERIODS, total), neighbours)
+    features, targets = training_rows(cube, recent_periods(cube, MIN_HISTORY_PERIODS, total), neighbours)
     model = fit_model(features, targets, seed)
     return model.predict_proba(features_for_period(cube, total, neighbours))[:, 1]
 
