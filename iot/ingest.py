@@ -28,6 +28,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from iot import rules
+from iot.db import raw_cursor
 from iot.exceptions import PayloadError
 from iot.models import DeadLetter, RuleKind, Sensor
 
@@ -221,34 +222,43 @@ def _payload_text(payload):
     return payload[:DEAD_LETTER_MAX_CHARS].replace("\x00", "\ufffd")
 
 
-# Raw SQL because one INSERT over unnest() arrays with ON CONFLICT DO NOTHING
-# stores a whole batch, drops redeliveries and reports the new rows in a
-# single round trip, which bulk_create cannot do with RETURNING of conflicts.
+# Raw SQL because COPY into a session-local staging table, then one INSERT
+# ... ON CONFLICT DO NOTHING RETURNING, stores a whole batch, drops
+# redeliveries and reports the new rows in three round trips; bulk_create
+# can neither skip conflicts and report them, nor use COPY.
+STAGE_SQL = """
+    CREATE TEMP TABLE IF NOT EXISTS iot_reading_stage (
+        sensor_id bigint, seq bigint, device_time timestamptz, received_at timestamptz,
+        "values" jsonb, time_replaced boolean, retained boolean
+    ) ON COMMIT DELETE ROWS
+"""
+COPY_SQL = ('COPY iot_reading_stage (sensor_id, seq, device_time, received_at, "values", time_replaced, retained) '
+            "FROM STDIN")
 INSERT_READINGS_SQL = """
     INSERT INTO iot_reading (sensor_id, seq, device_time, received_at, "values", time_replaced, retained)
-    SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[],
-                         %s::text[]::jsonb[], %s::boolean[], %s::boolean[])
+    SELECT sensor_id, seq, device_time, received_at, "values", time_replaced, retained FROM iot_reading_stage
     ON CONFLICT (sensor_id, seq) DO NOTHING
     RETURNING sensor_id, seq
 """
 
 
 def _insert_readings(readings):
-    columns = ([], [], [], [], [], [], [])
-    for reading in readings:
-        columns[0].append(reading.sensor_id)
-        columns[1].append(reading.seq)
-        columns[2].append(reading.device_time)
-        columns[3].append(reading.received_at)
-        columns[4].append(json.dumps(reading.values, ensure_ascii=False, allow_nan=False))
-        columns[5].append(reading.time_replaced)
-        columns[6].append(reading.retained)
-    with connection.cursor() as cursor:
+    dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+    with raw_cursor() as cursor:
         # Django's foreign keys are deferred to commit; checking them at the
         # insert lets ingest() catch a stale sensor id and retry the batch.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute(INSERT_READINGS_SQL, columns)
-        return set(cursor.fetchall())
+        cursor.execute(STAGE_SQL)
+        with cursor.copy(COPY_SQL) as copy:
+            for r in readings:
+                copy.write_row((r.sensor_id, r.seq, r.device_time, r.received_at, dumps(r.values), r.time_replaced,
+                                r.retained))
+        cursor.execute(INSERT_READINGS_SQL)
+        new_keys = set(cursor.fetchall())
+        # ON COMMIT empties the stage too, but inside an outer transaction
+        # (tests, or a caller's atomic block) the next batch must not see these rows.
+        cursor.execute("DELETE FROM iot_reading_stage")
+        return new_keys
 
 
 def ingest(messages, directory, channel="mqtt", now=None):

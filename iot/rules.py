@@ -19,14 +19,17 @@ Thresholds (per sensor, over the type's defaults):
 - offline: silent for ``offline_intervals`` (3) reporting intervals.
 """
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import h3
+from psycopg.types.json import Jsonb
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from iot.db import raw_cursor
 from iot.models import Alarm, AlarmKind, AlarmSeverity, RuleKind, Sensor, SensorStatus
 from spatial.models import Ticket, TicketSource, TicketStatus
 from spatial.taxonomy import Category
@@ -70,7 +73,7 @@ class SensorEvaluation:
         self.cleared = []
 
     def open(self, kind, severity, reading, detail):
-        alarm = Alarm(sensor=self.sensor, kind=kind, severity=severity, opened_at=reading.device_time,
+        alarm = Alarm(sensor_id=self.sensor.id, kind=kind, severity=severity, opened_at=reading.device_time,
                       last_reading_at=reading.device_time, trigger_received_at=reading.received_at,
                       detail=detail)
         self.open_alarms[kind] = alarm
@@ -202,8 +205,7 @@ def apply_readings(readings, now=None):
     for reading in live:
         by_sensor.setdefault(reading.sensor_id, []).append(reading)
 
-    sensors = list(Sensor.objects.select_related("sensor_type").select_for_update(of=("self",))
-                   .filter(id__in=by_sensor).order_by("id"))
+    sensors = _lock_sensor_rows(sorted(by_sensor))
     open_alarms = {}
     for alarm in Alarm.objects.filter(sensor_id__in=by_sensor, cleared_at__isnull=True):
         open_alarms.setdefault(alarm.sensor_id, {})[alarm.kind] = alarm
@@ -211,8 +213,8 @@ def apply_readings(readings, now=None):
     evaluations = []
     for sensor in sensors:
         evaluation = SensorEvaluation(sensor, open_alarms.get(sensor.id, {}))
-        rule = RULES.get(sensor.sensor_type.rule_kind)
-        key = sensor.sensor_type.value_key
+        rule = RULES.get(sensor.rule_kind)
+        key = sensor.value_key
         newest = sensor.last_device_time
         for reading in sorted(by_sensor[sensor.id], key=lambda r: (r.device_time, r.seq)):
             if newest is not None and reading.device_time < newest:
@@ -233,18 +235,55 @@ def apply_readings(readings, now=None):
     return _apply_alarm_changes(evaluations, now)
 
 
+@dataclass
+class SensorRow:
+    """The columns of a sensor and its type that the rules read and write."""
+
+    id: int
+    rule_kind: str
+    value_key: str
+    default_thresholds: dict
+    thresholds: dict
+    rule_state: dict
+    last_device_time: datetime
+    last_values: dict
+    status: str
+    last_seen_at: datetime = None
+
+    def effective_thresholds(self):
+        merged = dict(self.default_thresholds or {})
+        merged.update(self.thresholds or {})
+        return merged
+
+
+def _lock_sensor_rows(sensor_ids):
+    # Raw SQL because model instances with their geometry cost more than
+    # the rules themselves for a batch over thousands of sensors. Rows are
+    # locked in id order, so concurrent batches cannot deadlock.
+    with raw_cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT s.id, t.rule_kind, t.value_key, t.default_thresholds, s.thresholds, s.rule_state,
+                   s.last_device_time, s.last_values, s.status
+            FROM iot_sensor AS s JOIN iot_sensortype AS t ON t.id = s.sensor_type_id
+            WHERE s.id = ANY(%s) ORDER BY s.id FOR UPDATE OF s
+            """,
+            [sensor_ids],
+            binary=True,
+        )
+        return [SensorRow(*row) for row in cursor.fetchall()]
+
+
 def _save_sensor_state(sensors):
     # Raw SQL because one UPDATE ... FROM unnest() writes the state of every
     # sensor in the batch, where bulk_update would build a CASE per column.
-    import json
-
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(
             """
             UPDATE iot_sensor AS s SET status = u.status, last_seen_at = u.last_seen_at,
                    last_device_time = u.last_device_time, last_values = u.last_values, rule_state = u.rule_state
-            FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[]::jsonb[],
-                        %s::text[]::jsonb[])
+            FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::jsonb[],
+                        %s::jsonb[])
                  AS u(id, status, last_seen_at, last_device_time, last_values, rule_state)
             WHERE s.id = u.id
             """,
@@ -253,9 +292,10 @@ def _save_sensor_state(sensors):
                 [s.status for s in sensors],
                 [s.last_seen_at for s in sensors],
                 [s.last_device_time for s in sensors],
-                [json.dumps(s.last_values, ensure_ascii=False) for s in sensors],
-                [json.dumps(s.rule_state) for s in sensors],
+                [Jsonb(s.last_values) for s in sensors],
+                [Jsonb(s.rule_state) for s in sensors],
             ],
+            binary=True,
         )
 
 
