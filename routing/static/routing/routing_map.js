@@ -23,6 +23,8 @@
   }
 
   function drawPatrol(map, data) {
+    // Vector layers need a map view before they are added.
+    map.setView(data.start, 16);
     var bounds = L.latLngBounds([data.start, data.start]);
     if (data.area) {
       var area = L.geoJSON(JSON.parse(data.area), {style: {color: "#1565c0", weight: 2, fill: false, dashArray: "4"}}).addTo(map);
@@ -34,10 +36,10 @@
     }
     L.circleMarker(data.start, {radius: 8, color: "#1b5e20", fillOpacity: 0.9}).bindPopup(textPopup(data.startTitle, "")).addTo(map);
     data.stops.forEach(function (stop) {
-      var icon = L.divIcon({className: "route-marker", html: "", iconSize: [26, 26]});
-      var marker = L.marker([stop.lat, stop.lng], {icon: icon, title: stop.title}).addTo(map);
-      marker.getElement().textContent = String(stop.sequence);
-      marker.bindPopup(textPopup(stop.title, stop.text));
+      var label = document.createElement("span");
+      label.textContent = String(stop.sequence);
+      var icon = L.divIcon({className: "route-marker", html: label, iconSize: [26, 26]});
+      L.marker([stop.lat, stop.lng], {icon: icon, title: stop.title}).bindPopup(textPopup(stop.title, stop.text)).addTo(map);
       bounds.extend([stop.lat, stop.lng]);
     });
     data.unreachable.forEach(function (stop) {
@@ -48,7 +50,10 @@
   }
 
   function drawCoverage(map, data, labels) {
-    var extent = L.geoJSON(data.extent, {style: {color: "#424242", weight: 1, fill: false, dashArray: "4"}}).addTo(map);
+    var extent = L.geoJSON(data.extent, {style: {color: "#424242", weight: 1, fill: false, dashArray: "4"}});
+    // Vector layers need a map view before they are added.
+    map.fitBounds(extent.getBounds().pad(0.05));
+    extent.addTo(map);
     var isochrones = L.layerGroup(data.isochrones.map(function (item) {
       return L.geoJSON(item.geometry, {style: {color: "#2e7d32", weight: 1, fillOpacity: 0.25}})
         .bindPopup(textPopup(item.title, item.text));
@@ -73,7 +78,6 @@
     overlays[labels.tickets] = tickets;
     overlays[labels.stations] = stations;
     L.control.layers(null, overlays, {collapsed: false}).addTo(map);
-    map.fitBounds(extent.getBounds().pad(0.05));
   }
 
   document.addEventListener("DOMContentLoaded", function () {
