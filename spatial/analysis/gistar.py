@@ -72,7 +72,7 @@ ESCALATION_TAIL_DRAWS = 9
 # 100 cells to 99,999 permutations. A cell-permutation costs about the
 # same at every stage size, so the cap bounds a run at about four times
 # the first stage. On the benchmark's 50,311 cells the refinement drew
-# 0.16 times the first stage on spatially random counts and 1.4 times on
+# 0.15 times the first stage on spatially random counts and 1.41 times on
 # clustered ones (python -m bench hotspots).
 REFINEMENT_DRAWS_RATIO = 3
 REFINEMENT_MIN_DRAWS = 10_000_000
@@ -741,7 +741,10 @@ def gi_star(
 
     On 50,311 cells with 999 permutations this took 1.4 to 2.0 s with
     "pseudo" or "z_sim" on one core of an AMD EPYC
-    (``python -m bench hotspots``), and 14 to 20 s with 9,999.
+    (``python -m bench hotspots``), and 14 to 20 s with 9,999. With
+    "adaptive" it took 3.7 to 4.1 s of CPU time on the benchmark's
+    clustered counts and 1.8 to 2.1 s on the same counts shuffled, on a
+    shared machine where the wall-clock time was up to four times that.
     """
     values = np.asarray(values, dtype=np.float64)
     neighbours = np.asarray(neighbours, dtype=np.int64)
