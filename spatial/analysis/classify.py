@@ -4,10 +4,12 @@ The keyword rules in ``spatial.taxonomy`` label every ticket at import
 without training data. Once tickets with categories given in the export
 (or confirmed in review) exist, a linear model learns from them:
 
-* features: TF-IDF of jieba words plus TF-IDF of single characters and
-  character pairs, which keeps working for words jieba splits wrongly; the
-  title (the ticket's type text) is repeated three times, because it is
-  short and more telling than the body;
+* features: TF-IDF of single characters and character pairs of the title
+  (the ticket's type text, repeated three times because it is short and
+  more telling than the body) and the body. With ``features="words+chars"``
+  TF-IDF of jieba words is added. On 495 real citizen messages (7 classes,
+  stratified 5-fold) characters alone scored 0.824 accuracy, characters
+  with words 0.816, and jieba made classification about ten times slower;
 * model: a linear support vector machine with balanced class weights,
   wrapped in scikit-learn's sigmoid calibration (3 folds) so that each
   prediction has a probability that a threshold can be applied to.
@@ -42,7 +44,8 @@ from spatial.taxonomy import Category
 
 logger = logging.getLogger(__name__)
 
-ALGORITHM = "tfidf(jieba words + chars 1-2) + calibrated LinearSVC(C=0.5, balanced)"
+FEATURE_SETS = ("chars", "words+chars")
+DEFAULT_FEATURES = "chars"
 TITLE_REPEAT = 3
 DEFAULT_THRESHOLD = 0.6
 DEFAULT_FOLDS = 5
@@ -87,12 +90,21 @@ def compose_text(title, body):
     return " ".join([title] * TITLE_REPEAT + [body]).strip()
 
 
-def build_pipeline(seed=DEFAULT_SEED):
+def algorithm_name(features=DEFAULT_FEATURES):
+    words = "jieba words + " if features == "words+chars" else ""
+    return f"tfidf({words}chars 1-2) + calibrated LinearSVC(C=0.5, balanced)"
+
+
+def build_pipeline(seed=DEFAULT_SEED, features=DEFAULT_FEATURES):
     """Return an unfitted scikit-learn pipeline from text to calibrated class probabilities."""
-    features = make_union(
-        TfidfVectorizer(tokenizer=tokenize_words, token_pattern=None, lowercase=True, sublinear_tf=True),
-        TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True),
-    )
+    if features not in FEATURE_SETS:
+        raise ClassifierError(_("特征 “%(value)s” 无效,可选 %(allowed)s。")
+                              % {"value": features, "allowed": ", ".join(FEATURE_SETS)})
+    vectorizers = [TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True)]
+    if features == "words+chars":
+        vectorizers.insert(0, TfidfVectorizer(tokenizer=tokenize_words, token_pattern=None, lowercase=True,
+                                              sublinear_tf=True))
+    features = make_union(*vectorizers)
     svm = LinearSVC(C=0.5, class_weight="balanced", random_state=seed)
     return make_pipeline(features, CalibratedClassifierCV(svm, method="sigmoid", cv=CALIBRATION_FOLDS))
 
@@ -110,7 +122,7 @@ def _check_class_sizes(labels, minimum, where):
         )
 
 
-def cross_validate_labels(texts, labels, folds=DEFAULT_FOLDS, seed=DEFAULT_SEED, where=""):
+def cross_validate_labels(texts, labels, folds=DEFAULT_FOLDS, seed=DEFAULT_SEED, where="", features=DEFAULT_FEATURES):
     """Run stratified k-fold cross-validation and return accuracy and macro-F1.
 
     Returns a dict with the mean and standard deviation over folds of
@@ -123,7 +135,7 @@ def cross_validate_labels(texts, labels, folds=DEFAULT_FOLDS, seed=DEFAULT_SEED,
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     accuracies, f1_scores = [], []
     for train, test in splitter.split(texts, labels):
-        model = build_pipeline(seed).fit(texts[train], labels[train])
+        model = build_pipeline(seed, features).fit(texts[train], labels[train])
         predicted = model.predict(texts[test])
         accuracies.append(accuracy_score(labels[test], predicted))
         f1_scores.append(f1_score(labels[test], predicted, average="macro"))
@@ -195,7 +207,7 @@ def labelled_tickets():
     return Ticket.objects.filter(category_source__in=LABEL_SOURCES)
 
 
-def train_classifier(threshold=DEFAULT_THRESHOLD, folds=DEFAULT_FOLDS, seed=DEFAULT_SEED):
+def train_classifier(threshold=DEFAULT_THRESHOLD, folds=DEFAULT_FOLDS, seed=DEFAULT_SEED, features=DEFAULT_FEATURES):
     """Train a new version on the labelled tickets, cross-validate it and store it.
 
     Raises ClassifierError when a category has fewer than ``folds``
@@ -209,13 +221,13 @@ def train_classifier(threshold=DEFAULT_THRESHOLD, folds=DEFAULT_FOLDS, seed=DEFA
     texts = [compose_text(raw_type, description) for raw_type, description, _category in rows]
     labels = [category for _raw, _description, category in rows]
     started = time.perf_counter()
-    figures = cross_validate_labels(texts, labels, folds=folds, seed=seed, where=_("已标注工单"))
-    model = build_pipeline(seed).fit(np.asarray(texts, dtype=object), np.asarray(labels, dtype=object))
+    figures = cross_validate_labels(texts, labels, folds=folds, seed=seed, where=_("已标注工单"), features=features)
+    model = build_pipeline(seed, features).fit(np.asarray(texts, dtype=object), np.asarray(labels, dtype=object))
     with transaction.atomic():
         latest = ClassifierVersion.objects.select_for_update().aggregate(latest=Max("version"))["latest"] or 0
         version = ClassifierVersion.objects.create(
-            version=latest + 1, algorithm=ALGORITHM,
-            params={"folds": folds, "seed": seed, "title_repeat": TITLE_REPEAT,
+            version=latest + 1, algorithm=algorithm_name(features),
+            params={"folds": folds, "seed": seed, "title_repeat": TITLE_REPEAT, "features": features,
                     "fold_accuracy": figures["fold_accuracy"], "fold_macro_f1": figures["fold_macro_f1"]},
             classes=figures["classes"], training_count=len(labels),
             cv_accuracy=figures["accuracy"], cv_macro_f1=figures["macro_f1"],

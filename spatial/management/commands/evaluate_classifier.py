@@ -19,6 +19,8 @@ class Command(BaseCommand):
         parser.add_argument("path", help=_("已标注文件路径(CSV 或 Excel)"))
         parser.add_argument("--folds", type=int, default=classify.DEFAULT_FOLDS, help=_("折数,默认 5"))
         parser.add_argument("--seed", type=int, default=classify.DEFAULT_SEED, help=_("随机种子,默认 0"))
+        parser.add_argument("--features", choices=classify.FEATURE_SETS, default=classify.DEFAULT_FEATURES,
+                            help=_("特征:chars(单字和双字)或 words+chars(另加 jieba 分词)"))
         parser.add_argument("--title-column", help=_("标题列名,默认自动识别(留言主题、title…)"))
         parser.add_argument("--body-column", help=_("正文列名,默认自动识别(留言详情、body…)"))
         parser.add_argument("--label-column", help=_("类别列名,默认自动识别(一级分类、label…)"))
@@ -31,7 +33,7 @@ class Command(BaseCommand):
             texts, labels = classify.read_labelled_file(
                 options["path"], options["title_column"], options["body_column"], options["label_column"])
             figures = classify.cross_validate_labels(texts, labels, options["folds"], options["seed"],
-                                                     where=options["path"])
+                                                     where=options["path"], features=options["features"])
         except classify.ClassifierError as error:
             raise CommandError(str(error)) from error
         majority = max(labels.count(label) for label in set(labels)) / len(labels)
@@ -44,4 +46,4 @@ class Command(BaseCommand):
                                                                    "std": figures["macro_f1_std"]})
         self.stdout.write(_("多数类基线准确率 %(value).3f") % {"value": majority})
         self.stdout.write(_("算法:%(algorithm)s;耗时 %(seconds).1f 秒") % {
-            "algorithm": classify.ALGORITHM, "seconds": time.perf_counter() - started})
+            "algorithm": classify.algorithm_name(options["features"]), "seconds": time.perf_counter() - started})

@@ -20,11 +20,14 @@ class Command(BaseCommand):
         parser.add_argument("--threshold", type=float, default=classify.DEFAULT_THRESHOLD,
                             help=_("置信度阈值(0 到 1),低于它的预测进入复核队列,默认 0.6"))
         parser.add_argument("--folds", type=int, default=classify.DEFAULT_FOLDS, help=_("交叉验证折数,默认 5"))
+        parser.add_argument("--features", choices=classify.FEATURE_SETS, default=classify.DEFAULT_FEATURES,
+                            help=_("特征:chars(单字和双字)或 words+chars(另加 jieba 分词)"))
         parser.add_argument("--classify", action="store_true", help=_("训练后立即为未标注的工单分类"))
 
     def handle(self, *args, **options):
         try:
-            version = classify.train_classifier(threshold=options["threshold"], folds=options["folds"])
+            version = classify.train_classifier(threshold=options["threshold"], folds=options["folds"],
+                                                 features=options["features"])
         except classify.ClassifierError as error:
             raise CommandError(str(error)) from error
         self.stdout.write(_("已保存模型 v%(version)s:%(count)s 条训练样本,交叉验证准确率 %(accuracy).3f,"
