@@ -5,7 +5,7 @@ travel time (5 minutes by default), drawn as the union of a band of
 FIREGRID_ISOCHRONE_BUFFER_M metres around every reached street. A street
 reached only partly is cut where the time runs out. Cells and tickets are
 judged only inside the network's extent (the convex hull of its nodes,
-widened by the snap distance), because beyond it the file holds no roads
+widened by the isochrone band), because beyond it the file holds no roads
 to judge them by.
 """
 import logging
@@ -108,10 +108,11 @@ def _edge_arrays(road_graph, buffer_m):
 def network_extent(road_graph, margin_m=None):
     """Return the convex hull of the graph's nodes, widened by ``margin_m``, in its projected CRS.
 
-    The margin defaults to FIREGRID_PATROL_SNAP_MAX_M, the distance within
-    which a point still counts as on the network.
+    The margin defaults to FIREGRID_ISOCHRONE_BUFFER_M, the band an
+    isochrone draws around its outermost streets. A wider margin would count
+    places beyond a clipped extract's last road as unreachable.
     """
-    margin_m = settings.FIREGRID_PATROL_SNAP_MAX_M if margin_m is None else margin_m
+    margin_m = settings.FIREGRID_ISOCHRONE_BUFFER_M if margin_m is None else margin_m
     points = [(data["x"], data["y"]) for _node, data in road_graph.graph.nodes(data=True)]
     return MultiPoint(points).convex_hull.buffer(margin_m, quad_segs=4)
 

@@ -5,6 +5,7 @@ webmap.assets resolves; map data goes to the page through json_script and
 is inserted as text, so user text never becomes HTML.
 """
 import h3
+from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -47,8 +48,15 @@ def _grids_for(user):
 def patrol_page(request):
     """Plan today's patrol for one of the user's grids and show it on a phone-sized map with the stop list."""
     grids = _grids_for(request.user)
-    # Every field is optional, so a first visit without parameters plans with the defaults.
-    form = PatrolForm(request.GET, grid_choices=[(unit.code, f"{unit.name}({unit.code})") for unit in grids])
+    # A first visit without parameters plans with the defaults, shown in the form.
+    data = request.GET.copy()
+    defaults = {"grid": grids[0].code if grids else "", "date": timezone.localdate().isoformat(), "start_time": "09:00",
+                "budget_min": f"{settings.FIREGRID_PATROL_BUDGET_MIN:g}",
+                "service_min": f"{settings.FIREGRID_PATROL_SERVICE_MIN:g}"}
+    for key, value in defaults.items():
+        if not data.get(key):
+            data[key] = value
+    form = PatrolForm(data, grid_choices=[(unit.code, f"{unit.name}({unit.code})") for unit in grids])
     context = {"form": form, "grids": grids, "plan": None, "error": "", "map_data": None,
                "map_labels": {"start": _("起点")}}
     context["tile_layers"], context["basemap_notice"] = _tile_layers()

@@ -23,16 +23,22 @@
   }
 
   function drawPatrol(map, data) {
-    // Vector layers need a map view before they are added.
-    map.setView(data.start, 16);
+    // Vector layers need the map's final view before they are added, or the
+    // SVG renderer clips them to the first view.
+    var area = data.area ? L.geoJSON(JSON.parse(data.area), {style: {color: "#1565c0", weight: 2, fill: false, dashArray: "4"}}) : null;
     var bounds = L.latLngBounds([data.start, data.start]);
-    if (data.area) {
-      var area = L.geoJSON(JSON.parse(data.area), {style: {color: "#1565c0", weight: 2, fill: false, dashArray: "4"}}).addTo(map);
+    if (area) {
       bounds.extend(area.getBounds());
     }
+    data.path.forEach(function (point) { bounds.extend(point); });
+    data.stops.forEach(function (stop) { bounds.extend([stop.lat, stop.lng]); });
+    map.fitBounds(bounds.pad(0.05), {animate: false});
+
+    if (area) {
+      area.addTo(map);
+    }
     if (data.path.length > 1) {
-      var line = L.polyline(data.path, {color: "#c62828", weight: 4, opacity: 0.8}).addTo(map);
-      bounds.extend(line.getBounds());
+      L.polyline(data.path, {color: "#c62828", weight: 4, opacity: 0.8}).addTo(map);
     }
     L.circleMarker(data.start, {radius: 8, color: "#1b5e20", fillOpacity: 0.9}).bindPopup(textPopup(data.startTitle, "")).addTo(map);
     data.stops.forEach(function (stop) {
@@ -40,19 +46,17 @@
       label.textContent = String(stop.sequence);
       var icon = L.divIcon({className: "route-marker", html: label, iconSize: [26, 26]});
       L.marker([stop.lat, stop.lng], {icon: icon, title: stop.title}).bindPopup(textPopup(stop.title, stop.text)).addTo(map);
-      bounds.extend([stop.lat, stop.lng]);
     });
     data.unreachable.forEach(function (stop) {
       L.circleMarker([stop.lat, stop.lng], {radius: 6, color: "#616161", dashArray: "2"})
         .bindPopup(textPopup(stop.title, stop.text)).addTo(map);
     });
-    map.fitBounds(bounds.pad(0.05));
   }
 
   function drawCoverage(map, data, labels) {
     var extent = L.geoJSON(data.extent, {style: {color: "#424242", weight: 1, fill: false, dashArray: "4"}});
     // Vector layers need a map view before they are added.
-    map.fitBounds(extent.getBounds().pad(0.05));
+    map.fitBounds(extent.getBounds().pad(0.05), {animate: false});
     extent.addTo(map);
     var isochrones = L.layerGroup(data.isochrones.map(function (item) {
       return L.geoJSON(item.geometry, {style: {color: "#2e7d32", weight: 1, fillOpacity: 0.25}})
