@@ -30,7 +30,6 @@ TREND_PERIODS = 12
 TREND_KPIS = ("mean_close_days", "on_time_rate", "repeat_rate", "satisfaction_rate", "proactive_rate")
 RANK_KPIS = ("mean_close_days", "on_time_rate", "repeat_rate", "reinspection_pass_rate", "average_rating",
              "proactive_rate")
-DEFAULT_FONT = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
 
 
 class ReportError(ValueError):
@@ -122,18 +121,18 @@ def collect(period, now=None):
     """Return every figure of the dashboard and the reports for ``period`` (a ``gridmap.kpi.Period``)."""
     now = now or timezone.now()
     targets = kpi.targets()
+    overall, by_department, by_grid = kpi.compute_breakdown(period)
     departments = dict(Department.objects.values_list("pk", "name"))
-    grouped_grid = kpi.compute_grouped(period, "grid")
-    units = dict(GridUnit.objects.filter(pk__in=[key for key in grouped_grid if key]).values_list("pk", "name"))
+    units = dict(GridUnit.objects.filter(pk__in=[key for key in by_grid if key]).values_list("pk", "name"))
     overdue_counts, overdue_items = _overdue(now)
-    trend = kpi.compute_trend(period, TREND_PERIODS)
+    trend = kpi.cached_trend(period, TREND_PERIODS, TREND_KPIS, overall)
     return {
         "period": {"key": period.key, "kind": period.kind, "label": str(period.label),
                    "start": period.start, "end": period.end},
         "generated_at": timezone.localtime(now),
-        "kpis": _kpi_rows(kpi.compute(period), targets),
-        "departments": _ranking(kpi.compute_grouped(period, "department"), departments),
-        "grid_units": _ranking(grouped_grid, units),
+        "kpis": _kpi_rows(overall, targets),
+        "departments": _ranking(by_department, departments),
+        "grid_units": _ranking(by_grid, units),
         "trend": {
             "periods": [item.key for item, _figures in trend],
             "series": {code: [figures[code]["value"] for _item, figures in trend] for code in TREND_KPIS},
@@ -196,7 +195,7 @@ def _register_font():
     from reportlab.pdfbase import pdfmetrics
     from reportlab.pdfbase.ttfonts import TTFont
 
-    path = getattr(settings, "FIREGRID_REPORT_FONT", DEFAULT_FONT)
+    path = settings.FIREGRID_REPORT_FONT
     if not Path(path).is_file():
         raise ReportError(_("找不到中文字体 %(path)s。请安装 fonts-wqy-zenhei,或用 FIREGRID_REPORT_FONT 指定一个 "
                             "TrueType 字体文件。") % {"path": path})

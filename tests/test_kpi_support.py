@@ -1,6 +1,8 @@
 """A small world of closed and open tickets whose KPIs are worked out by hand in the tests."""
 import datetime
 
+from django.core.cache import cache
+
 from gridmap.models import GridPlacement, TicketHandling
 from gridmap.supervision import Callback, CitizenRating
 from spatial.models import Ticket
@@ -32,6 +34,8 @@ def build_kpi_world():
 
     Closing times (days): T1 2, T2 4, T3 9, T4 1, T5 6, H1 3, H2 5; T6 and H3 open.
     """
+    # The dashboard caches past trend points; each test builds its own world.
+    cache.clear()
     units = build_grid()
     staff = make_user("callback_staff", "admin")
     march = at(2026, 3, 2, 9, 0)

@@ -230,3 +230,9 @@ MEDIA_URL = "media/"
 # Open311 GET endpoints are public as the GeoReport v2 specification intends
 # (never with names or phones); set to false to require an api_key for reads.
 FIREGRID_OPEN311_PUBLIC_READ = env_bool("FIREGRID_OPEN311_PUBLIC_READ", True)
+
+# --- gridmap supervision: KPIs, re-inspections, reports, leaders' dashboard --
+# Seconds the KPI trend of past periods is cached (0: always recomputed).
+FIREGRID_KPI_TREND_CACHE_S = int(os.environ.get("FIREGRID_KPI_TREND_CACHE_S", "600"))
+# TrueType font with Chinese glyphs for the PDF reports (Debian's fonts-wqy-zenhei).
+FIREGRID_REPORT_FONT = os.environ.get("FIREGRID_REPORT_FONT", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
