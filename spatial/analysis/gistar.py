@@ -74,6 +74,8 @@ ESCALATION_TAIL_DRAWS = 9
 # the first stage. On the benchmark's 50,311 cells the refinement drew
 # 0.15 times the first stage on spatially random counts and 1.41 times on
 # clustered ones (python -m bench hotspots).
+# NOTE: runs do not store the budget, so after a change of these two values
+# a stored run whose refinement hit the cap is not reproduced exactly.
 REFINEMENT_DRAWS_RATIO = 3
 REFINEMENT_MIN_DRAWS = 10_000_000
 

@@ -397,7 +397,7 @@ def _log_refinement(run, result, query):
     if result.refinement_capped:
         logger.warning(
             "Hotspot run %s: %s cells near the p-value floor were not refined because "
-            "the refinement budget was used up, so their p-values are less precise",
+            "the refinement budget was used up, so their p-values come from fewer draws",
             run.pk, result.refinement_capped,
         )
 

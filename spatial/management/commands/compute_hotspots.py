@@ -90,8 +90,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--permutations", type=int, metavar="N",
             help=gettext_lazy(
-                "每个单元的条件置换次数,默认 %(default)s。使用 --p-method pseudo 时最小伪 p 值为 2/(N+1),"
-                "单元多时宜用 9999。"
+                "每个单元的条件置换次数(adaptive 方法中为第一级),默认 %(default)s。使用 --p-method pseudo 时"
+                "最小伪 p 值为 2/(N+1),单元多时宜用 9999。"
             )
             % {"default": hotspots.DEFAULT_PERMUTATIONS},
         )
