@@ -245,6 +245,26 @@ def test_patrol_route_command(town_path, tmp_path, capsys):
 
 
 @pytest.mark.django_db
+def test_patrol_route_command_grid_area(town_path, capsys):
+    make_ticket("1", *NODE_10)
+    make_ticket("2", *NODE_6)
+    polygon = Polygon.from_bbox((114.2015, 22.6925, 114.2025, 22.6935))
+    GridUnit.objects.create(code="B-010", name="断头路楼栋", level=GridLevel.BUILDING, geom=MultiPolygon(polygon, srid=4326))
+    call_command("patrol_route", "--roads", str(town_path), "--start", "22.6910,114.2000", "--grid", "B-010",
+                 "--date", "2026-12-04", "--time-limit", "0.5")
+    output = capsys.readouterr().out
+    assert "候选点位 1 个" in output
+    assert "test:1" in output
+    assert "test:2" not in output
+
+
+@pytest.mark.django_db
+def test_patrol_route_command_unknown_grid(town_path):
+    with pytest.raises(CommandError, match="网格 'X-1' 不存在"):
+        call_command("patrol_route", "--roads", str(town_path), "--start", "22.6910,114.2000", "--grid", "X-1")
+
+
+@pytest.mark.django_db
 def test_patrol_route_command_bad_start(town_path):
     with pytest.raises(CommandError, match="起点 'x,y' 无效"):
         call_command("patrol_route", "--roads", str(town_path), "--start", "x,y")

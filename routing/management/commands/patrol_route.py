@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from gridmap.models import GridUnit
 from routing.exceptions import RoutingError
 from routing.gpx import patrol_gpx
 from routing.patrol import (
@@ -40,6 +41,7 @@ class Command(BaseCommand):
                             help=gettext_lazy("每个点位的停留时间(分钟),默认 FIREGRID_PATROL_SERVICE_MIN。"))
         parser.add_argument("--date", default=None, help=gettext_lazy("巡查日期 YYYY-MM-DD,默认今天(北京时间)。"))
         parser.add_argument("--start-time", default="09:00", help=gettext_lazy("出发时间 HH:MM,默认 09:00。"))
+        parser.add_argument("--grid", default=None, help=gettext_lazy("按该网格编码的范围选取点位(网格长的责任网格)。"))
         parser.add_argument("--area", default=None,
                             help=gettext_lazy("巡查范围“最小经度,最小纬度,最大经度,最大纬度”,默认整个路网范围。"))
         parser.add_argument("--alarm", action="append", default=[],
@@ -51,6 +53,16 @@ class Command(BaseCommand):
                             help=gettext_lazy("求解时间上限(秒),默认 FIREGRID_PATROL_SOLVER_TIME_LIMIT_S。"))
         parser.add_argument("--gpx", default=None, help=gettext_lazy("把路线保存为该 GPX 文件。"))
 
+    def _area(self, options, road_graph):
+        if options["grid"] and options["area"]:
+            raise CommandError(_("--grid 与 --area 只能选一个。"))
+        if options["grid"]:
+            unit = GridUnit.objects.filter(code=options["grid"]).first()
+            if unit is None:
+                raise CommandError(_("网格 %(code)r 不存在。请用已导入的网格编码。") % {"code": options["grid"]})
+            return unit.geom
+        return parse_area(options["area"]) if options["area"] else graph_area(road_graph)
+
     def handle(self, *args, **options):
         try:
             on_date = date_type.fromisoformat(options["date"]) if options["date"] else timezone.localdate()
@@ -61,7 +73,7 @@ class Command(BaseCommand):
         try:
             start_lat, start_lng = parse_lat_lng(options["start"])
             road_graph, _network = load_and_register(options["roads"])
-            area = parse_area(options["area"]) if options["area"] else graph_area(road_graph)
+            area = self._area(options, road_graph)
             alarms = [_extra_stop(text, "alarm") for text in options["alarm"]]
             reinspections = [_extra_stop(text, "reinspection") for text in options["reinspection"]]
             candidates = gather_candidates(area, on_date, alarms=alarms, reinspections=reinspections)
