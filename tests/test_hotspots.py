@@ -5,8 +5,8 @@ with plain pseudo p-values that assert exact sets of hot or cold cells use
 9,999 permutations, so the smallest pseudo p-value (0.0002) sits well
 below the Benjamini-Hochberg thresholds. Runs with the default adaptive
 p-values and with z_sim use 999. In all cases the same sets come out for
-every seed from 0 to 29, not only for the fixed one used here, except in
-the 20,419-cell worlds, which were checked for seeds 0 to 5.
+every seed from 0 to 29, not only for the fixed one used here. The
+adaptive runs on 20,419 cells were checked for seeds 0 to 5 only.
 """
 import datetime
 import itertools
