@@ -154,3 +154,23 @@ def test_link_repeats_empty_table():
     run = repeats.link_repeats()
     assert run.ticket_count == 0
     assert repeats.repeat_rates() == []
+
+
+@pytest.mark.django_db
+def test_placeholder_address_and_other_type():
+    make(1, 0, address="notassociatedwithaspecificaddress")
+    make(2, 5, address="notassociatedwithaspecificaddress")
+    Ticket.objects.create(source_system="test", external_id="3", received_at=BASE, category="other",
+                          raw_type="Sewer Issues / Odor", address_normalized="A路1号")
+    Ticket.objects.create(source_system="test", external_id="4", received_at=BASE + datetime.timedelta(days=3),
+                          category="other", raw_type="Graffiti", address_normalized="A路1号")
+    Ticket.objects.create(source_system="test", external_id="5", received_at=BASE + datetime.timedelta(days=9),
+                          category="other", raw_type="sewer issues / odor", address_normalized="A路1号")
+    repeats.link_repeats()
+    assert links() == {
+        "1": (None, None, False),
+        "2": (None, None, False),
+        "3": (None, None, False),
+        "4": (None, None, False),
+        "5": ("3", None, False),
+    }

@@ -2,7 +2,10 @@
 
 Two tickets are at the same place when their normalised addresses are equal
 and not empty, or when both are located within ``distance_m`` metres of each
-other. Only tickets of the same category are compared.
+other. Placeholder addresses ("Not associated with a specific address",
+不详...) never match. Only tickets of the same category are compared, and
+within the catch-all category "other" only tickets of the same original type
+text, because "other" alone says nothing about the hazard.
 
 * Duplicate: the same hazard registered again within ``duplicate_hours`` of
   an earlier ticket at the same place. It links to the first ticket of the
@@ -40,6 +43,11 @@ DEFAULT_DISTANCE_M = 30.0
 DEFAULT_DUPLICATE_HOURS = 24.0
 DEFAULT_FAKE_RECTIFICATION_DAYS = 30
 GROUPINGS = ("period", "department", "grid")
+# Normalised forms (lower case, no spaces or punctuation) of addresses that
+# name no place.
+PLACEHOLDER_ADDRESSES = frozenset({
+    "notassociatedwithaspecificaddress", "unknown", "none", "na", "无", "不详", "未知", "暂无", "无地址",
+})
 
 
 @dataclass(frozen=True)
@@ -158,12 +166,19 @@ def link_frame(frame, rule):
     return duplicate_of, repeat_of, fake
 
 
+def _comparison_category(category, raw_type):
+    if category == "other":
+        return f"other:{(raw_type or '').strip().lower()}"
+    return category
+
+
 def _load_frame():
     rows = Ticket.objects.order_by("received_at", "pk").values_list(
-        "pk", "received_at", "closed_at", "category", "address_normalized", "location")
-    records = [(pk, received, closed, category, address or "",
+        "pk", "received_at", "closed_at", "category", "raw_type", "address_normalized", "location")
+    records = [(pk, received, closed, _comparison_category(category, raw_type),
+                "" if address in PLACEHOLDER_ADDRESSES else address or "",
                 location.y if location else np.nan, location.x if location else np.nan)
-               for pk, received, closed, category, address, location in rows.iterator(chunk_size=20000)]
+               for pk, received, closed, category, raw_type, address, location in rows.iterator(chunk_size=20000)]
     frame = pd.DataFrame.from_records(
         records, columns=["pk", "received_at", "closed_at", "category", "address", "lat", "lng"])
     if frame.empty:
