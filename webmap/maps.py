@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from spatial.analysis import gistar, hotspots
 from spatial.models import HotspotRun, TicketSource
 from spatial.taxonomy import Category
 from webmap import layers, queries
@@ -44,6 +45,7 @@ class HotspotSummary:
     resolution: object
     permutations: object
     seed: object
+    p_method: str
     ticket_count: int
     cell_count: int
     hot_count: int
@@ -270,12 +272,23 @@ def summarise_run(run: HotspotRun, map_filter):
         resolution=params.get("resolution", "–"),
         permutations=params.get("permutations", "–"),
         seed=params.get("seed", "–"),
+        p_method=_p_method_label(hotspots.get_p_method(params)),
         ticket_count=run.ticket_count,
         cell_count=run.cell_count,
         hot_count=run.hot_count,
         cold_count=run.cold_count,
         matches_filter=queries.run_matches_filter(run, map_filter),
     )
+
+
+def _p_method_label(method):
+    """Name the p-value method of a run as the page shows it."""
+    labels = {
+        gistar.P_METHOD_ADAPTIVE: gettext("置换伪 p 值(显著单元追加置换)"),
+        gistar.P_METHOD_PSEUDO: gettext("置换伪 p 值"),
+        gistar.P_METHOD_Z_SIM: gettext("置换分布正态近似 p 值"),
+    }
+    return labels.get(method, method)
 
 
 def _choice_label(choices, value):
