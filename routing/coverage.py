@@ -5,8 +5,8 @@ travel time (5 minutes by default), drawn as the union of a band of
 FIREGRID_ISOCHRONE_BUFFER_M metres around every reached street. A street
 reached only partly is cut where the time runs out. Cells and tickets are
 judged only inside the network's extent (the convex hull of its nodes,
-widened by the isochrone band), because beyond it the file holds no roads
-to judge them by.
+widened by the isochrone band), because beyond it the file contains no
+roads to judge them by.
 """
 import logging
 import time

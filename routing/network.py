@@ -42,8 +42,8 @@ def snap_points(road_graph, lats, lngs):
     edge's geometry.
 
     NOTE: a stop is routed from the end node nearer to it, not from the
-    snapped position along the edge, so a tour may drive up to half an edge
-    past the stop, and a stop on a one-way edge may be reached from its far end.
+    snapped position along the edge. A tour may therefore drive up to half
+    an edge past the stop, and reach a stop on a one-way edge from its far end.
     """
     if len(lats) == 0:
         return []
@@ -85,12 +85,12 @@ def path_matrix(road_graph, nodes):
     predecessors = predecessors[inverse]
 
     # The length of each fastest path, summed along its predecessors.
-    length_by_row = road_graph.fastest_edge_lengths()
+    length_by_pair = road_graph.fastest_edge_lengths()
     lengths = np.full(times.shape, np.inf)
     for i in range(len(rows)):
         for j in range(len(rows)):
             if np.isfinite(times[i, j]):
-                lengths[i, j] = _path_length(predecessors[i], rows[i], rows[j], length_by_row)
+                lengths[i, j] = _path_length(predecessors[i], rows[i], rows[j], length_by_pair)
     return PathMatrix(nodes=list(nodes), time_s=times, length_m=lengths, predecessors=predecessors)
 
 

@@ -3,9 +3,9 @@
 A patrol starts at a point at a given time with a time budget, and visits
 stops of four kinds: the highest-risk H3 cells of the area, open tickets
 that need a visit, open sensor alarms and drawn re-inspections. Each stop
-has a value; plan_patrol() snaps every stop to the road graph, lists those
-that cannot be reached with the reason, and picks and orders the others to
-maximise the value visited within the budget (routing.solver).
+has a value. plan_patrol() snaps every stop to the road graph and lists
+those that cannot be reached with the reason. It then picks and orders the
+others to maximise the value visited within the budget (routing.solver).
 
 The value of an H3 cell comes from the function named by
 FIREGRID_PATROL_CELL_VALUE, hotspot_cell_values() by default, so that a
@@ -39,7 +39,7 @@ STOP_KIND_LABELS = {
     "alarm": gettext_lazy("传感器告警"),
     "reinspection": gettext_lazy("复查"),
 }
-# Tickets nobody has visited yet: on_site, rectified and closed ones have been.
+# Statuses of tickets still waiting for a visit; on_site, rectified and closed tickets have had theirs.
 OPEN_VISIT_STATUSES = (TicketStatus.RECEIVED, TicketStatus.DISPATCHED, TicketStatus.ACCEPTED, TicketStatus.REOPENED)
 # Open tickets taken as candidates, oldest first, so the distance matrix stays small.
 MAX_TICKET_STOPS = 40
@@ -169,8 +169,8 @@ def hotspot_cell_values(area, on_date, limit):
     log2(1 + tickets in the cell), so that among equally significant cells
     the one with more tickets comes first.
 
-    NOTE: stands in for the risk model's per-cell risk, which will replace
-    it through FIREGRID_PATROL_CELL_VALUE; ``on_date`` is unused until then.
+    NOTE: a placeholder for the risk model's per-cell risk, which will
+    replace it through FIREGRID_PATROL_CELL_VALUE. ``on_date`` is unused until then.
     """
     run = HotspotRun.objects.order_by("-created_at", "-pk").first()
     if run is None:
@@ -211,7 +211,7 @@ def gather_candidates(area, on_date, alarms=(), reinspections=(), max_cells=None
 
     ``alarms`` and ``reinspections`` are StopCandidate lists supplied by the
     caller, because sensor alarms and re-inspection draws are not stored by
-    this project yet; a candidate without a value gets its kind's value from
+    this project yet. A candidate without a value gets its kind's value from
     FIREGRID_PATROL_STOP_VALUES.
     """
     max_cells = settings.FIREGRID_PATROL_MAX_CELLS if max_cells is None else max_cells

@@ -1,7 +1,7 @@
 """Pages of the routing app: a grid head's patrol route and the planners' station coverage.
 
 Both pages draw with the locally served Leaflet files and the basemap that
-webmap.assets resolves; map data goes to the page through json_script and
+webmap.assets resolves. Map data goes to the page through json_script and
 is inserted as text, so user text never becomes HTML.
 """
 import h3
