@@ -1,4 +1,4 @@
-"""Import of fire stations from CSV files.
+"""Import of fire stations from CSV files and point layers.
 
 Two layouts are read. One has a location column holding "(lat, lng)" pairs,
 as in San Francisco's geocoded station list, whose header row is blank or
@@ -6,7 +6,8 @@ numeric. The other has latitude and longitude columns named lat/latitude/纬度 
 lng/lon/longitude/经度. An address column (address/地址, or the first
 text column) and an optional name (name/名称) and code (code/id/编号) are
 read too. Re-importing a file updates the stations with the same code, which
-is the address when the file has no code column.
+is the address when the file has no code column. GeoJSON, GeoPackage and
+Shapefile point layers are read with the same attribute names.
 """
 import csv
 import re
@@ -113,9 +114,60 @@ def read_station_rows(path):
     return parsed
 
 
+VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp")
+
+
+def read_station_layer(path):
+    """Read a point layer (GeoJSON, GeoPackage, Shapefile) into the same dicts as read_station_rows().
+
+    Points in another CRS are transformed to WGS84. Attribute names are
+    matched like CSV headers.
+
+    NOTE: GCJ-02 or BD-09 coordinates are not detected; such layers must be
+    converted to WGS84 first.
+    """
+    import geopandas
+    import pyogrio
+
+    path = Path(path)
+    try:
+        frame = geopandas.read_file(path, engine="pyogrio")
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, OSError) as error:
+        raise StationFileError(_("无法读取消防站图层 %(path)s:%(error)s") % {"path": path, "error": error}) from error
+    if frame.crs is not None and frame.crs.to_epsg() != 4326:
+        frame = frame.to_crs(4326)
+    columns = {column.strip().lower(): column for column in frame.columns if column != frame.geometry.name}
+
+    def attribute(row, names):
+        column = next((columns[name] for name in names if name in columns), None)
+        value = row[column] if column is not None else ""
+        return "" if value is None or value != value else str(value).strip()
+
+    parsed = []
+    for position, (_index, row) in enumerate(frame.iterrows(), start=1):
+        geometry = row[frame.geometry.name]
+        if geometry is None or geometry.is_empty or geometry.geom_type != "Point":
+            raise StationFileError(_("消防站图层 %(path)s 第 %(line)d 个要素不是点(%(type)s)。") % {
+                "path": path, "line": position, "type": getattr(geometry, "geom_type", None)})
+        address = attribute(row, ADDRESS_NAMES)
+        code = attribute(row, CODE_NAMES) or address or attribute(row, NAME_NAMES)
+        if not code:
+            raise StationFileError(_("消防站图层 %(path)s 第 %(line)d 个要素没有编号、地址或名称,无法识别站点。")
+                                   % {"path": path, "line": position})
+        parsed.append({"code": code, "name": attribute(row, NAME_NAMES), "address": address,
+                       "lat": geometry.y, "lng": geometry.x, "line": position})
+    return parsed
+
+
 def import_stations(path):
-    """Create or update the stations of a CSV file in one transaction; nothing is stored when a row is invalid."""
-    rows = read_station_rows(path)
+    """Create or update the stations of a CSV file or point layer in one transaction.
+
+    Nothing is stored when a row is invalid.
+    """
+    if str(path).lower().endswith(VECTOR_SUFFIXES):
+        rows = read_station_layer(path)
+    else:
+        rows = read_station_rows(path)
     result = StationImport(rows=len(rows))
     with transaction.atomic():
         for row in rows:

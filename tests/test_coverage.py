@@ -68,6 +68,25 @@ def test_import_column_layout_and_reimport(data_dir):
     assert FireStation.objects.get(code="S1").name == "西路消防站"
 
 
+def test_import_geojson_layer(data_dir):
+    result = import_stations(data_dir / "stations.geojson")
+    assert (result.rows, result.created) == (2, 2)
+    station = FireStation.objects.get(code="GJ-1")
+    assert station.name == "西路消防站"
+    assert station.address == "西路1号"
+    assert (station.location.y, station.location.x) == NODE_4
+
+
+def test_import_layer_without_points(tmp_path):
+    path = tmp_path / "lines.geojson"
+    path.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"code": "L"}, '
+                    '"geometry": {"type": "LineString", "coordinates": [[114.2, 22.69], [114.21, 22.69]]}}]}',
+                    encoding="utf-8")
+    with pytest.raises(StationFileError, match="第 1 个要素不是点"):
+        import_stations(path)
+    assert FireStation.objects.count() == 0
+
+
 def test_import_bad_row_stores_nothing(data_dir):
     with pytest.raises(StationFileError, match="第 3 行的坐标无效"):
         import_stations(data_dir / "stations_bad.csv")

@@ -7,10 +7,11 @@ from routing.stations import import_stations
 
 
 class Command(BaseCommand):
-    help = gettext_lazy("从 CSV 文件导入消防站(lat/lng 两列,或一列“(纬度, 经度)”);再次导入同一站点会更新而不重复。")
+    help = gettext_lazy("从 CSV 文件(lat/lng 两列,或一列“(纬度, 经度)”)或点图层(GeoJSON、GeoPackage、Shapefile)导入消防站;"
+                        "再次导入同一站点会更新而不重复。")
 
     def add_arguments(self, parser):
-        parser.add_argument("path", help=gettext_lazy("UTF-8 编码的消防站 CSV 文件。"))
+        parser.add_argument("path", help=gettext_lazy("UTF-8 编码的消防站 CSV 文件,或 WGS84 点图层文件。"))
 
     def handle(self, *args, **options):
         try:
