@@ -8,6 +8,7 @@ answers 429, so the 10,000 possible endings of one number cannot be tried.
 The same message answers an unknown number and wrong digits.
 """
 import datetime
+import logging
 
 from django.conf import settings
 from django.shortcuts import render
@@ -19,6 +20,8 @@ from gridmap.forms import LookupForm
 from gridmap.models import EventKind, LookupAttempt, RectificationStandard, TicketEvent, TicketHandling
 from gridmap.privacy import mask_phone
 from spatial.models import Ticket
+
+logger = logging.getLogger(__name__)
 
 PUBLIC_EVENT_KINDS = (EventKind.TRANSITION, EventKind.ASSIGNMENT, EventKind.REPLY)
 
@@ -73,6 +76,7 @@ def lookup(request):
             context["error"] = _("查询过于频繁,请 %(minutes)s 分钟后再试。") % {
                 "minutes": settings.FIREGRID_LOOKUP_WINDOW_S // 60}
             status = 429
+            logger.warning("lookup rate limit reached for client %s or number %s", client, number)
         else:
             tickets = find_tickets(number, form.cleaned_data["phone_last4"])
             LookupAttempt.objects.create(client=client, number=number, success=bool(tickets))

@@ -10,6 +10,7 @@ masked. Errors follow the specification: a list of {code, description}.
 """
 import datetime
 import json
+import logging
 import uuid
 import xml.etree.ElementTree as ElementTree
 
@@ -29,6 +30,8 @@ from gridmap.privacy import mask_text
 from spatial.coords import h3_cells, inside_bbox, parse_bbox
 from spatial.models import Ticket, TicketSource, TicketStatus
 from spatial.taxonomy import KEYWORD_RULES, Category
+
+logger = logging.getLogger(__name__)
 
 FORMATS = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
 MAX_REQUESTS = 1000
@@ -106,6 +109,8 @@ def _endpoint(method_names):
                     _check_key(request.GET.get("api_key"))
                 return view(request, *args, fmt=fmt, **kwargs)
             except Open311Error as error:
+                logger.info("open311 %s %s rejected with %s: %s", request.method, request.path, error.status,
+                            error.description)
                 return _error(fmt, error.status, error.description)
         wrapped.__name__ = view.__name__
         wrapped.__doc__ = view.__doc__

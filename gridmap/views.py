@@ -1,4 +1,6 @@
 """Handler pages: queue, timeline, actions, replies, dispatch queue, notifications, standards."""
+import logging
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404
@@ -16,6 +18,8 @@ from gridmap.models import EventPhoto, Notification, RectificationStandard, Tick
 from gridmap.privacy import complainant
 from gridmap.roles import Role, has_role, role_required
 from spatial.models import Ticket, TicketStatus
+
+logger = logging.getLogger(__name__)
 
 ACTION_LABELS = {
     "accept": _("接单"),
@@ -64,6 +68,7 @@ def assign_ticket(request, pk):
         assign(ticket, form.cleaned_data["lead"], form.cleaned_data["partners"], actor=request.user,
                note=form.cleaned_data["note"])
     except InvalidTransition as error:
+        logger.info("assignment of ticket %s by user %s rejected: %s", pk, request.user.pk, error)
         messages.error(request, str(error))
     else:
         messages.success(request, _("已派单至%(lead)s。") % {"lead": form.cleaned_data["lead"].name})
@@ -130,6 +135,7 @@ def ticket_action(request, pk, action):
         workflow.perform(ticket, action, request.user, note=form.cleaned_data["note"],
                          photos=form.cleaned_data["photos"], expected_version=form.cleaned_data["version"])
     except InvalidTransition as error:
+        logger.info("action %s on ticket %s by user %s rejected: %s", action, pk, request.user.pk, error)
         messages.error(request, str(error))
         return redirect("gridmap:ticket", pk=pk)
     messages.success(request, _("已%(action)s。") % {"action": ACTION_LABELS[action]})
@@ -146,6 +152,7 @@ def ticket_reply(request, pk):
             raise InvalidTransition(_("书面答复内容不能为空。"))
         workflow.reply(ticket, request.user, form.cleaned_data["text"], form.cleaned_data.get("version"))
     except InvalidTransition as error:
+        logger.info("reply on ticket %s by user %s rejected: %s", pk, request.user.pk, error)
         messages.error(request, str(error))
     else:
         messages.success(request, _("书面答复已保存。"))
@@ -162,6 +169,7 @@ def ticket_explain(request, pk):
             raise InvalidTransition(_("红牌书面说明不能为空。"))
         workflow.explain_red_card(ticket, request.user, form.cleaned_data["text"])
     except InvalidTransition as error:
+        logger.info("red-card explanation on ticket %s by user %s rejected: %s", pk, request.user.pk, error)
         messages.error(request, str(error))
     else:
         messages.success(request, _("红牌书面说明已保存。"))

@@ -6,7 +6,7 @@ locks the ticket row (SELECT ... FOR UPDATE) for the whole change, checks
 the move and the optional version the user saw, writes the new status and
 appends one ``TicketEvent`` in the same transaction. Two handlers acting at
 once are therefore serialised: the second one sees the first one's state
-and gets a clear refusal instead of a lost event.
+and gets an InvalidTransition error instead of losing an event.
 """
 from django.core.exceptions import ValidationError
 from django.db import transaction

@@ -1,6 +1,6 @@
 """Make ticket events append-only in the database, and seed the starting configuration.
 
-The trigger refuses UPDATE and DELETE on gridmap_ticketevent and
+The trigger rejects UPDATE and DELETE on gridmap_ticketevent and
 gridmap_eventphoto whatever the client (admin, shell, raw SQL); TRUNCATE by
 an operator stays possible. The seeded departments, routing rules, deadline
 rules and rectification standards are a starting point that administrators
