@@ -157,3 +157,14 @@ def test_real_nanning_communities_and_buildings(shared_data):
     assert without_parent == len([code for code, parent in buildings.outside_parent if not parent])
     assert GridUnit.objects.filter(level=GridLevel.BUILDING, outside_parent=True).count() == len(
         buildings.outside_parent)
+
+
+def test_place_tickets_command_places_and_dispatches(capsys):
+    build_grid()
+    make_ticket("P1", lng=109.615, lat=23.915, category="fire_lane")
+    make_ticket("P2", lng=109.95, lat=23.95, category="other")
+    call_command("place_tickets", "--dispatch")
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["落在网格内 1 件,就近落格 0 件,兜底到县级网格 1 件", "已派单 1 件,转人工派单队列 1 件"]
+    with pytest.raises(CommandError, match="没有编号为 999 的导入批次"):
+        call_command("place_tickets", "--batch", "999")
