@@ -145,7 +145,7 @@ def test_risk_page_shows_run_figures(planner):
     RiskCell.objects.create(run=run, h3_cell=CELL, probability=0.83, rank=1)
     html = planner.get(reverse("webmap:analytics-risk")).content.decode()
     assert "模型版本 risk-hgb-1" in html
-    assert "自 2024-08-01 起" in html
+    assert "自 2024-08-01 起的下一月内" in html
     assert "<td>0.910</td>" in html
     assert in_json("风险概率 83%,排名第 1") in html
 
@@ -175,3 +175,15 @@ def test_review_form_corrects_category(client):
     assert response.status_code == 404
     response = client.post(url, {"item": item.pk, "category": "nonsense"}, follow=True)
     assert "复核提交无效" in response.content.decode()
+
+
+def test_cell_map_fits_western_longitudes():
+    from webmap import analytics_maps
+
+    cell = h3.str_to_int(h3.latlng_to_cell(37.77, -122.42, 8))
+    rendered = analytics_maps.build_cell_map([(cell, "#ff0000", "<b>x</b>")], "test")
+    assert "fitBounds" in rendered.script_js
+    assert "[[37.7" in rendered.script_js
+    assert "-122.4" in rendered.script_js.split("fitBounds")[1].split(")")[0]
+    assert in_json("&lt;b&gt;x&lt;/b&gt;").replace("&", "\\u0026") in rendered.script_js
+    assert "<b>x" not in rendered.script_js

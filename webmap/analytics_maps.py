@@ -65,8 +65,8 @@ def build_cell_map(cells, name):
 
     colors = {}
     features = []
-    south = west = 90.0
-    north = east = -90.0
+    south, north = 90.0, -90.0
+    west, east = 180.0, -180.0
     for cell, color, tooltip in cells:
         cell_id = h3.int_to_str(int(cell))
         colors[cell_id] = color

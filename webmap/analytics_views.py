@@ -129,7 +129,8 @@ def risk_page(request):
         methods = [(names[key], run.evaluation.get(key, {})) for key in names]
     return render(request, "webmap/analytics/risk.html", {
         "run": run, "runs": RiskRun.objects.all()[:30], "cell_map": cell_map, "methods": methods,
-        "split": run.evaluation.get("split", {}) if run else {}, "risk_classes": analytics_maps.RISK_CLASSES})
+        "split": run.evaluation.get("split", {}) if run else {}, "risk_classes": analytics_maps.RISK_CLASSES,
+        "period_label": (_("周") if run.period == "week" else _("月")) if run else ""})
 
 
 @role_required(*REVIEW_ROLES)
