@@ -1,7 +1,8 @@
 """Road graphs built offline from OpenStreetMap files, and their cache.
 
 A file (.osm XML, .osm.bz2 or .osm.pbf) is read with pyosmium, which handles
-all three formats. Only ways whose ``highway`` class has a speed in
+all three formats; without pyosmium, XML and bzip2 XML are read with the
+standard library. Only ways whose ``highway`` class has a speed in
 FIREGRID_ROAD_SPEEDS_KPH are kept. Ways of clipped extracts that reference
 nodes missing from the file are split at the gaps instead of being joined by
 a straight line. The kept ways go to osmnx (``graph_from_xml``), which
@@ -14,6 +15,7 @@ Built graphs are pickled under ``VAR_DIR/routing/graphs``, keyed by the
 SHA-256 of the file and of the speed table, so a second load of the same
 file reads the pickle instead of parsing the XML again.
 """
+import bz2
 import hashlib
 import json
 import logging
@@ -25,6 +27,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from xml.etree import ElementTree
 from xml.sax.saxutils import quoteattr
 
 import networkx as nx
@@ -277,38 +280,47 @@ def build_road_graph(path, speeds, sha256=""):
     return RoadGraph(graph=graph, report=report, crs=crs)
 
 
-def read_osm_roads(path, speeds, report):
+def read_osm_roads(path, speeds, report, reader=None):
     """Read nodes and the road ways to keep, splitting ways at references to missing nodes.
 
     Returns ``(nodes, ways)``: node id -> (lat, lng), and a list of
     ``(way_id, tags, node_ids)`` whose node ids all exist. A way split at
     gaps yields one entry per run of at least two present nodes, with
     negative ids for the second and later runs, because osmnx keys ways by id.
+
+    ``reader`` is "osmium" (pyosmium, all three formats) or "xml" (the
+    standard library's parser, .osm and .osm.bz2 only). By default pyosmium
+    is used when it is installed.
     """
-    import osmium  # imported here so that a missing wheel fails only road loading
+    if reader is None:
+        try:
+            import osmium  # noqa: F401
+        except ImportError:
+            reader = "xml"
+        else:
+            reader = "osmium"
+    if reader == "xml" and str(path).lower().endswith(".pbf"):
+        raise RoadFileError(_("读取 PBF 文件 %(path)s 需要 Python 包 osmium(pyosmium),请先安装,"
+                              "或改用 .osm / .osm.bz2 文件。") % {"path": path})
+    elements = _osmium_elements(path) if reader == "osmium" else _xml_elements(path)
 
     nodes = {}
     raw_ways = []
     dropped_classes = Counter()
-    try:
-        for element in osmium.FileProcessor(str(path)):
-            if element.is_node():
-                if element.location.valid():
-                    nodes[element.id] = (element.location.lat, element.location.lon)
-            elif element.is_way():
-                report.ways_read += 1
-                tags = dict(element.tags)
-                road_class = tags.get("highway")
-                if road_class not in speeds:
-                    dropped_classes[road_class or "(none)"] += 1
-                    continue
-                if tags.get("area") == "yes":
-                    report.ways_dropped_area += 1
-                    continue
-                raw_ways.append((element.id, tags, [ref.ref for ref in element.nodes]))
-    except RuntimeError as error:
-        raise RoadFileError(_("无法读取路网文件 %(path)s:%(error)s。请确认它是完整的 OpenStreetMap 文件。")
-                            % {"path": path, "error": error}) from error
+    for kind, element_id, first, second in elements:
+        if kind == "node":
+            nodes[element_id] = (first, second)
+            continue
+        report.ways_read += 1
+        tags, refs = first, second
+        road_class = tags.get("highway")
+        if road_class not in speeds:
+            dropped_classes[road_class or "(none)"] += 1
+            continue
+        if tags.get("area") == "yes":
+            report.ways_dropped_area += 1
+            continue
+        raw_ways.append((element_id, tags, refs))
     report.ways_dropped_by_class = dict(dropped_classes)
 
     ways = []
@@ -340,6 +352,41 @@ def read_osm_roads(path, speeds, report):
             next_piece_id -= 1
     report.ways_kept = len({way_id for way_id, _tags, _refs in raw_ways}) - report.ways_dropped_missing_nodes
     return nodes, ways
+
+
+def _osmium_elements(path):
+    """Yield ("node", id, lat, lng) and ("way", id, tags, refs) with pyosmium."""
+    import osmium
+
+    try:
+        for element in osmium.FileProcessor(str(path)):
+            if element.is_node():
+                if element.location.valid():
+                    yield "node", element.id, element.location.lat, element.location.lon
+            elif element.is_way():
+                yield "way", element.id, dict(element.tags), [ref.ref for ref in element.nodes]
+    except RuntimeError as error:
+        raise RoadFileError(_("无法读取路网文件 %(path)s:%(error)s。请确认它是完整的 OpenStreetMap 文件。")
+                            % {"path": path, "error": error}) from error
+
+
+def _xml_elements(path):
+    """Yield the same tuples as _osmium_elements() from OSM XML, plain or bzip2-compressed."""
+    opener = bz2.open if str(path).lower().endswith(".bz2") else open
+    try:
+        with opener(path, "rb") as handle:
+            for _event, element in ElementTree.iterparse(handle, events=("end",)):
+                if element.tag == "node":
+                    yield "node", int(element.get("id")), float(element.get("lat")), float(element.get("lon"))
+                    element.clear()
+                elif element.tag == "way":
+                    tags = {tag.get("k"): tag.get("v") for tag in element.iter("tag")}
+                    refs = [int(nd.get("ref")) for nd in element.iter("nd")]
+                    yield "way", int(element.get("id")), tags, refs
+                    element.clear()
+    except (ElementTree.ParseError, OSError, TypeError, ValueError) as error:
+        raise RoadFileError(_("无法读取路网文件 %(path)s:%(error)s。请确认它是完整的 OpenStreetMap 文件。")
+                            % {"path": path, "error": error}) from error
 
 
 def write_osm_xml(path, nodes, ways):

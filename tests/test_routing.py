@@ -15,7 +15,7 @@ from django.core.management.base import CommandError
 
 from routing.exceptions import RoadFileError
 from routing.network import node_path, path_matrix, snap_points
-from routing.roads import load_road_graph, parse_maxspeed_kph
+from routing.roads import LoadReport, load_road_graph, parse_maxspeed_kph, read_osm_roads
 from routing.solver import heuristic_order, nearest_neighbour_order, solve_orienteering, tour_cost, tour_time
 
 
@@ -116,6 +116,36 @@ def test_bz2_and_pbf_load(town_path, tmp_path):
         road_graph = load_road_graph(path)
         assert sorted(road_graph.graph.nodes) == [4, 6, 9, 10]
         assert road_graph.graph.number_of_edges() == 9
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_xml_reader_matches_osmium(town_path, tmp_path, settings, compress):
+    path = town_path
+    if compress:
+        path = tmp_path / "town.osm.bz2"
+        path.write_bytes(bz2.compress(town_path.read_bytes()))
+    speeds = settings.FIREGRID_ROAD_SPEEDS_KPH
+    by_osmium, by_xml = LoadReport(path="", sha256=""), LoadReport(path="", sha256="")
+    nodes_osmium, ways_osmium = read_osm_roads(path, speeds, by_osmium, reader="osmium")
+    nodes_xml, ways_xml = read_osm_roads(path, speeds, by_xml, reader="xml")
+    assert ways_xml == ways_osmium
+    # pyosmium stores coordinates as integers of 1e-7 degrees.
+    assert {key: (round(lat, 7), round(lng, 7)) for key, (lat, lng) in nodes_xml.items()} == \
+        {key: (round(lat, 7), round(lng, 7)) for key, (lat, lng) in nodes_osmium.items()}
+    assert by_xml == by_osmium
+
+
+def test_xml_reader_rejects_pbf(tmp_path, settings):
+    with pytest.raises(RoadFileError, match="需要 Python 包 osmium"):
+        read_osm_roads(tmp_path / "roads.osm.pbf", settings.FIREGRID_ROAD_SPEEDS_KPH,
+                       LoadReport(path="", sha256=""), reader="xml")
+
+
+def test_xml_reader_rejects_broken_file(tmp_path, settings):
+    path = tmp_path / "broken.osm"
+    path.write_text('<osm version="0.6"><node id="1" lat="22.69"')
+    with pytest.raises(RoadFileError, match="无法读取路网文件"):
+        read_osm_roads(path, settings.FIREGRID_ROAD_SPEEDS_KPH, LoadReport(path="", sha256=""), reader="xml")
 
 
 def test_missing_file_rejected(tmp_path):
