@@ -101,7 +101,7 @@ def test_speed_setting_changes_cache(town_path, settings):
 
 
 def test_bz2_and_pbf_load(town_path, tmp_path):
-    import osmium
+    osmium = pytest.importorskip("osmium", reason="PBF files need pyosmium (PyPI package osmium)")
 
     compressed = tmp_path / "town.osm.bz2"
     compressed.write_bytes(bz2.compress(town_path.read_bytes()))
@@ -120,6 +120,7 @@ def test_bz2_and_pbf_load(town_path, tmp_path):
 
 @pytest.mark.parametrize("compress", [False, True])
 def test_xml_reader_matches_osmium(town_path, tmp_path, settings, compress):
+    pytest.importorskip("osmium", reason="the comparison needs pyosmium (PyPI package osmium)")
     path = town_path
     if compress:
         path = tmp_path / "town.osm.bz2"
