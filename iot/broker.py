@@ -2,8 +2,14 @@
 
 The configuration is the one FireGrid recommends for production as well:
 persistence so that sessions and queued messages survive a broker restart,
-no limit on queued messages (Mosquitto's default of 1000 would silently drop
-QoS 1 readings while the listener is away), and autosave after every change.
+and no limit on queued messages (Mosquitto's default of 1000 would silently
+drop QoS 1 readings while the listener is away). Mosquitto writes its
+persistence file on a clean shutdown and every ``autosave_interval``
+seconds; each save rewrites the whole file, so saving after every change
+cut the broker to about 150 messages/s under a backlog.
+
+NOTE: a broker killed with SIGKILL or a power cut loses what arrived since
+its last save (at most 10 s); the restart test stops it with SIGTERM.
 """
 import os
 import signal
@@ -17,8 +23,7 @@ listener {port} 127.0.0.1
 allow_anonymous true
 persistence true
 persistence_location {folder}/
-autosave_interval 1
-autosave_on_changes true
+autosave_interval 10
 max_queued_messages 0
 max_inflight_messages 0
 log_dest file {folder}/mosquitto.log

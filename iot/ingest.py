@@ -54,7 +54,7 @@ class Message:
     gateway_id: int = None
 
 
-@dataclass
+@dataclass(slots=True)
 class ParsedReading:
     sensor_id: int
     sensor_code: str

@@ -46,6 +46,11 @@ DEFAULTS = {
     "offline_intervals": 3,
 }
 FIRE_DEPARTMENT = "消防救援机构"
+# Seconds after which a sensor's receipt time and last values are written
+# back even when its rule state did not change.
+STATE_REFRESH_S = 5
+# Key of pg_advisory_xact_lock() for rule evaluation ("iot1" in ASCII).
+RULES_LOCK_KEY = 0x696F7431
 
 
 def _threshold(thresholds, name):
@@ -194,8 +199,11 @@ def apply_readings(readings, now=None):
     """Feed new readings to their sensors' rules inside the caller's transaction.
 
     Returns the tickets opened, in the order their alarms were raised.
-    Sensor rows are locked in id order, so the listener and the HTTP
-    endpoint can run at once without deadlocks or lost state.
+    One transaction-level advisory lock serialises rule evaluation, so the
+    listener and the HTTP endpoint can run at once without lost state. A
+    sensor row is written back when its rule state or status changed, or
+    when its stored receipt time is ``STATE_REFRESH_S`` old; the sensor map
+    may therefore show a last reading up to that many seconds old.
     """
     now = now or timezone.now()
     live = [r for r in readings if not r.retained]
@@ -205,12 +213,14 @@ def apply_readings(readings, now=None):
     for reading in live:
         by_sensor.setdefault(reading.sensor_id, []).append(reading)
 
-    sensors = _lock_sensor_rows(sorted(by_sensor))
+    lock_rules()
+    sensors = _sensor_rows(sorted(by_sensor))
     open_alarms = {}
     for alarm in Alarm.objects.filter(sensor_id__in=by_sensor, cleared_at__isnull=True):
         open_alarms.setdefault(alarm.sensor_id, {})[alarm.kind] = alarm
 
     evaluations = []
+    changed = []
     for sensor in sensors:
         evaluation = SensorEvaluation(sensor, open_alarms.get(sensor.id, {}))
         rule = RULES.get(sensor.rule_kind)
@@ -225,13 +235,20 @@ def apply_readings(readings, now=None):
             sensor.last_values = reading.values
         if AlarmKind.OFFLINE in evaluation.open_alarms:
             evaluation.clear(AlarmKind.OFFLINE, now)
+        last_seen_at = max(r.received_at for r in by_sensor[sensor.id])
+        status = _sensor_status(evaluation)
+        stale = (sensor.last_seen_at is None or sensor.last_device_time is None
+                 or (last_seen_at - sensor.last_seen_at).total_seconds() >= STATE_REFRESH_S)
+        if stale or evaluation.state != sensor.rule_state or status != sensor.status:
+            changed.append(sensor)
         sensor.last_device_time = newest
-        sensor.last_seen_at = max(r.received_at for r in by_sensor[sensor.id])
+        sensor.last_seen_at = last_seen_at
         sensor.rule_state = evaluation.state
-        sensor.status = _sensor_status(evaluation)
+        sensor.status = status
         evaluations.append(evaluation)
 
-    _save_sensor_state(sensors)
+    if changed:
+        _save_sensor_state(changed)
     return _apply_alarm_changes(evaluations, now)
 
 
@@ -248,7 +265,7 @@ class SensorRow:
     last_device_time: datetime
     last_values: dict
     status: str
-    last_seen_at: datetime = None
+    last_seen_at: datetime
 
     def effective_thresholds(self):
         merged = dict(self.default_thresholds or {})
@@ -256,17 +273,24 @@ class SensorRow:
         return merged
 
 
-def _lock_sensor_rows(sensor_ids):
+def lock_rules():
+    """Take the transaction-level advisory lock that serialises writers of rule state."""
+    with raw_cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [RULES_LOCK_KEY])
+
+
+def _sensor_rows(sensor_ids):
     # Raw SQL because model instances with their geometry cost more than
-    # the rules themselves for a batch over thousands of sensors. Rows are
-    # locked in id order, so concurrent batches cannot deadlock.
+    # the rules themselves for a batch over thousands of sensors. No row
+    # locks: lock_rules() already excludes other writers, and FOR UPDATE
+    # would write every row of the batch once more.
     with raw_cursor() as cursor:
         cursor.execute(
             """
             SELECT s.id, t.rule_kind, t.value_key, t.default_thresholds, s.thresholds, s.rule_state,
-                   s.last_device_time, s.last_values, s.status
+                   s.last_device_time, s.last_values, s.status, s.last_seen_at
             FROM iot_sensor AS s JOIN iot_sensortype AS t ON t.id = s.sensor_type_id
-            WHERE s.id = ANY(%s) ORDER BY s.id FOR UPDATE OF s
+            WHERE s.id = ANY(%s)
             """,
             [sensor_ids],
             binary=True,
@@ -427,6 +451,7 @@ def check_offline(now=None):
     now = now or timezone.now()
     tickets = []
     with transaction.atomic():
+        lock_rules()
         candidates = (Sensor.objects.select_related("sensor_type").select_for_update(of=("self",))
                       .filter(active=True).exclude(status=SensorStatus.OFFLINE).order_by("id"))
         for sensor in candidates:
