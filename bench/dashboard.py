@@ -4,8 +4,11 @@ Fills a scratch database with seeded synthetic tickets spread over two
 years (handling with deadlines, grid placements, repeats, ratings and
 callbacks), then renders ``/dashboard/`` for one month as a leader through
 Django's test client, which runs the whole view in this process, so the
-wall time is the server time. Page weight is the HTML's size (the page
-loads nothing but the site's stylesheet). Target: under 2 s.
+wall time is the server time. The first request computes the trend's
+past periods and caches them (``FIREGRID_KPI_TREND_CACHE_S``); it is
+reported apart from the best of the following ones. Page weight is the
+HTML's size (the page loads nothing but the site's stylesheet). Target:
+under 2 s.
 
 The baseline is the same month's KPIs computed the way the issue forbids,
 by loading the month's tickets into Python and looping over them; the
@@ -22,6 +25,7 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.contrib.gis.geos import MultiPolygon, Polygon
+from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 
@@ -42,7 +46,8 @@ def scratch_database(name, keepdb=False):
     from django.test.utils import setup_databases
 
     connection.settings_dict["TEST"]["NAME"] = name
-    return setup_databases(verbosity=0, interactive=False, keepdb=keepdb)
+    # No serialisation of the contents: a kept database holds a million rows.
+    return setup_databases(verbosity=0, interactive=False, keepdb=keepdb, serialized_aliases=set())
 
 
 def build_grid():
@@ -151,7 +156,7 @@ def fill(rows, seed):
 
 
 def leader_client():
-    leader = User.objects.create_user("bench_leader")
+    leader = User.objects.get_or_create(username="bench_leader")[0]
     leader.groups.add(Group.objects.get(name="leader"))
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(leader)
@@ -233,7 +238,10 @@ def main(argv):
     try:
         period = kpi.parse_period(PERIOD)
         client = leader_client()
-        client.get(f"/dashboard/?period={PERIOD}")  # warm-up: templates, translations, connection
+        cache.clear()
+        started = time.perf_counter()
+        client.get(f"/dashboard/?period={PERIOD}")  # cold: empty trend cache, templates, translations
+        cold_s = time.perf_counter() - started
         best, median, response = timed(lambda: client.get(f"/dashboard/?period={PERIOD}"), args.repeat)
         if response.status_code != 200:
             raise RuntimeError(f"/dashboard/ answered {response.status_code}")
@@ -241,7 +249,8 @@ def main(argv):
         kpi_best, _kpi_median, figures = timed(lambda: kpi.compute(period), args.repeat)
         loop_best, _loop_median, loop = timed(lambda: python_loop_kpis(period), 1)
         month_tickets = figures["proactive_rate"]["base"]
-        print(f"dashboard {PERIOD}: best {best:.2f} s, median {median:.2f} s of {args.repeat}; "
+        print(f"dashboard {PERIOD}: first request {cold_s:.2f} s (past trend points computed and cached), then "
+              f"best {best:.2f} s, median {median:.2f} s of {args.repeat}; "
               f"page {weight_kib:.0f} KiB HTML ({month_tickets:,} tickets received in the month)")
         print(f"KPIs in the database: {kpi_best:.2f} s; baseline Python loop over the month's tickets: "
               f"{loop_best:.2f} s")
@@ -252,6 +261,7 @@ def main(argv):
     finally:
         teardown_databases(old_config, verbosity=0, keepdb=args.keepdb)
     verdict = "meets" if best < TARGET_S else "misses"
-    print(f"dashboard: {best:.2f} s server time for {args.rows:,} tickets, {weight_kib:.0f} KiB, KPIs "
+    print(f"dashboard: {best:.2f} s server time ({cold_s:.2f} s cold) for {args.rows:,} tickets, "
+          f"{weight_kib:.0f} KiB, KPIs "
           f"{loop_best / kpi_best:.1f}x faster than a Python loop, {verdict} the {TARGET_S:.0f} s target")
     return 0
