@@ -8,6 +8,11 @@ step is one set-based UPDATE whose RETURNING rows feed the events and the
 notifications in the same statement, so the pass costs a few statements
 whatever the number of tickets. The UPDATEs only raise levels and cards,
 so a second pass at the same moment changes nothing.
+
+NOTE: a pass that must escalate a large backlog writes an event and a
+notification for every ticket in it. Over 741,496 overdue tickets this took
+157 to 186 s on 2 shared cores (bench/escalation.py), while a routine pass
+over a million open tickets took 4 to 5 s.
 """
 import logging
 import time
