@@ -39,7 +39,7 @@ RANK_GRID_LEVEL = 2  # grid units are ranked at the community level
 
 
 class KpiError(ValueError):
-    """A period, KPI code or grouping that cannot be used; the message says what to give instead."""
+    """A period, KPI code or grouping that is invalid; the message names the accepted values."""
 
 
 # --- periods -----------------------------------------------------------------
@@ -339,7 +339,7 @@ def _empty_values():
 
 
 def _grid_key():
-    """The community-level unit of a ticket's placement (the unit itself at the county or community level)."""
+    """Return the community-level unit of a ticket's placement, or the unit itself at the county or community level."""
     return Case(When(placement__unit__level__gt=RANK_GRID_LEVEL, then=F("placement__unit__parent")),
                 default=F("placement__unit"), output_field=IntegerField())
 

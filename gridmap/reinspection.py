@@ -45,7 +45,7 @@ INSPECTOR_ROLES = (Role.HANDLER, Role.GRID_HEAD)
 
 
 class ReinspectionError(ValueError):
-    """A draw or a result that cannot be recorded; the message says why and what to do."""
+    """A draw or a result that cannot be recorded; the message gives the reason and what to do."""
 
 
 def suspected_fake_ids(ticket_ids):
@@ -83,7 +83,7 @@ def handlers_of(ticket_ids):
     for ticket_id, ids in departments.items():
         for department_id in ids:
             handled[ticket_id] |= staff.get(department_id, set())
-    # Heads of the ticket's unit and of the units above it answer for it too.
+    # Heads of the ticket's unit and of the units above it are responsible for it too.
     placements = GridPlacement.objects.filter(ticket__in=ticket_ids).values_list(
         "ticket_id", "unit__head_id", "unit__parent__head_id", "unit__parent__parent__head_id")
     for ticket_id, *heads in placements:

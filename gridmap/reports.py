@@ -33,7 +33,7 @@ RANK_KPIS = ("mean_close_days", "on_time_rate", "repeat_rate", "reinspection_pas
 
 
 class ReportError(ValueError):
-    """A report that cannot be built; the message says why and what to do."""
+    """A report that cannot be built; the message gives the reason and what to do."""
 
 
 def _kpi_rows(figures, targets):

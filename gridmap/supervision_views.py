@@ -52,7 +52,7 @@ class CallbackForm(forms.Form):
 
 @role_required(*INSPECTOR_PAGE_ROLES)
 def reinspection_list(request):
-    """The pending re-inspections drawn for the user (all of them for administrators)."""
+    """List the pending re-inspections drawn for the user (all of them for administrators)."""
     return render(request, "gridmap/supervision/reinspection_list.html",
                   {"rows": reinspection.pending_for(request.user)})
 
@@ -92,7 +92,11 @@ def public_reinspections(request):
             return HttpResponseBadRequest(str(exc))
     record, rows = reinspection.public_rows(period.key if period else None)
     periods = list(ReinspectionDraw.objects.values_list("period", flat=True))
-    label = kpi.parse_period(record.period).label if record else (period.label if period else "")
+    label = ""
+    if record is not None:
+        label = kpi.parse_period(record.period).label
+    elif period is not None:
+        label = period.label
     done = [row for row in rows if row["result_code"] != ReinspectionResult.PENDING]
     passed = sum(1 for row in done if row["result_code"] == ReinspectionResult.PASSED)
     return render(request, "gridmap/supervision/public_reinspections.html", {
@@ -150,7 +154,7 @@ def callback(request, pk):
 
 @role_required(*KPI_PAGE_ROLES)
 def kpi_tickets(request, code):
-    """The tickets behind one KPI figure: its base set, with the numerator marked."""
+    """List the tickets behind one KPI figure: its base set, with the numerator marked."""
     try:
         period = kpi.parse_period(request.GET.get("period", ""))
         definition = kpi.get_kpi(code)

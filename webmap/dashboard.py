@@ -33,7 +33,7 @@ def _number(value, kind):
 
 
 def line_chart(title, periods, values, kind, target=None, width=320, height=150):
-    """A line of one KPI over periods, with the target as a dashed line; gaps where a period has no value."""
+    """Draw one KPI over periods with the target as a dashed line, leaving gaps where a period has no value."""
     left, right, top, bottom = 40, 10, 22, 28
     known = [value for value in values if value is not None]
     ceiling = max(known + ([target] if target is not None else []) + [1e-9])
@@ -107,7 +107,7 @@ def bar_chart(title, rows, kind, width=420, bar_h=16, limit=12):
 
 
 def progress_bar(share, met, width=160, height=10):
-    """A bar showing the share of the way from baseline to target."""
+    """Draw a bar of the share of the way from baseline to target."""
     if share is None:
         return mark_safe("")
     color = "#2f855a" if met else "#d69e2e"

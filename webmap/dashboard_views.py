@@ -29,7 +29,7 @@ class TargetForm(forms.Form):
 
 
 def default_period(kind=PeriodKind.MONTH):
-    """The period of the latest received ticket, or the current one when there are none."""
+    """Return the period of the latest received ticket, or the current one when there are none."""
     latest = Ticket.objects.order_by("-received_at").values_list("received_at", flat=True).first()
     return kpi.period_containing(kind, latest or timezone.now())
 
@@ -45,7 +45,7 @@ def _period_from(request):
 
 
 def build_context(period):
-    """The dashboard's figures (the same dict the reports write) plus its charts."""
+    """Collect the dashboard's figures (the same dict the reports write) and draw its charts."""
     figures = reports.collect(period)
     targets = kpi.targets()
     trend = figures["trend"]
@@ -71,7 +71,7 @@ def build_context(period):
 
 @role_required(*DASHBOARD_ROLES)
 def home(request):
-    """The dashboard for the chosen period (default: the month of the latest ticket)."""
+    """Show the dashboard for the chosen period (default: the month of the latest ticket)."""
     try:
         period = _period_from(request)
     except kpi.KpiError as exc:
