@@ -1,6 +1,6 @@
 """Benchmark the trainable classifier: classification of 100,000 tickets.
 
-``python -m bench classify [--tickets N] [--seed N] [--chars N]``
+``python -m bench classify [--tickets N] [--seed N] [--chars N] [--features chars|words+chars]``
 
 Texts are real citizen messages (the 495 labelled ones in
 ``../shared/data/cn/complaints_labelled.csv``, or ``FIREGRID_SHARED_DATA``)

@@ -3,10 +3,10 @@
 ``python -m bench risk [--rings N] [--tickets N] [--months N] [--seed N] [--evaluate]``
 
 Cells are a resolution-9 disk around a point in Xiangzhou County (129
-rings give 50,311 cells). Tickets get a cell drawn from a seeded mixture of
-clusters and background, a month drawn with a slow trend, a random time in
-that month and one of six categories; their H3 cells are given, as the
-ticket table stores them. The timed FireGrid path is ``risk.build_cube``
+rings give 50,311 cells). Each ticket gets a cell drawn from a seeded
+mixture of clusters and background, a month drawn with a slow upward trend,
+a random time in that month and one of six categories. The H3 cells are
+passed in as the ticket table stores them. The timed FireGrid path is ``risk.build_cube``
 (counts, area and category matrices) and ``risk.predict_next`` (features for
 every training period, gradient-boosting fit, prediction for the next
 month). The baseline, run in the same process on the same cube, is the

@@ -122,7 +122,9 @@ def risk_page(request):
     run = _selected_run(request, RiskRun)
     cell_map = None
     methods = []
+    period_label = ""
     if run:
+        period_label = _("周") if run.period == "week" else _("月")
         cells = list(run.cells.order_by("rank"))
         cell_map = analytics_maps.risk_map(cells) if cells else None
         names = {"model": _("风险模型"), "last_period": _("基线:上期计数"), "kde": _("基线:核密度")}
@@ -130,7 +132,7 @@ def risk_page(request):
     return render(request, "webmap/analytics/risk.html", {
         "run": run, "runs": RiskRun.objects.all()[:30], "cell_map": cell_map, "methods": methods,
         "split": run.evaluation.get("split", {}) if run else {}, "risk_classes": analytics_maps.RISK_CLASSES,
-        "period_label": (_("周") if run.period == "week" else _("月")) if run else ""})
+        "period_label": period_label})
 
 
 @role_required(*REVIEW_ROLES)

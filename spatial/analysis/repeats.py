@@ -17,6 +17,11 @@ text, because "other" alone says nothing about the hazard.
 * Suspected fake rectification: a repeat received within
   ``fake_rectification_days`` after the earlier ticket was closed.
 
+NOTE: "same building" is not a match rule yet. Building polygons belong to
+the responsibility grid in gridmap, which this package may not import, so
+tickets in one large building more than ``distance_m`` apart with different
+address texts are not linked.
+
 The repeat rate of a group is its repeats divided by its non-duplicate
 tickets. Linking recomputes every ticket, so a changed rule never leaves
 stale links behind.

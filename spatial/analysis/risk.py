@@ -300,6 +300,8 @@ def features_for_period(cube, p, neighbours):
     month = int(str(cube.starts[p])[5:7]) if p < len(cube.starts) else _month_after(cube)
     columns.append(np.full(len(counts), np.sin(2 * np.pi * month / 12)))
     columns.append(np.full(len(counts), np.cos(2 * np.pi * month / 12)))
+    # NOTE: for the period after the last one (p == periods), alarms are
+    # counted as open at the start of the last period, not at the start of p.
     columns.append(cube.open_alarms[:, min(p, cube.open_alarms.shape[1] - 1)])
     matrix = np.column_stack(columns).astype(np.float32)
     if cube.static is not None:
