@@ -3,6 +3,9 @@
 Views only parse the request, call spatial.analysis and format. Stored runs
 are computed by the management commands; zone shares and repeat rates are
 counted on request.
+
+NOTE: access is checked by role only. The analyses cover the whole study
+area, and none of them is cut to the user's responsibility grid yet.
 """
 from django.contrib import messages
 from django.core.paginator import Paginator
