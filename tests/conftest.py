@@ -33,4 +33,5 @@ def pytest_collection_modifyitems(items):
         marker = item.get_closest_marker("django_db")
         if marker is None or not marker.kwargs.get("transaction") or "serialized_rollback" in marker.kwargs:
             continue
-        item.add_marker(pytest.mark.django_db(*marker.args, **marker.kwargs, serialized_rollback=True))
+        # Prepended, because pytest-django reads the first django_db marker.
+        item.add_marker(pytest.mark.django_db(*marker.args, **marker.kwargs, serialized_rollback=True), append=False)
