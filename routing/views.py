@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from gridmap.models import GridUnit
-from gridmap.roles import Role, has_role, role_required
+from gridmap.roles import Role, can_see_personal_data, has_role, role_required
 from routing.coverage import coverage_report, to_wgs84_shape
 from routing.exceptions import RoutingError
 from routing.forms import CoverageForm, PatrolForm
@@ -20,8 +20,9 @@ from routing.gpx import patrol_gpx
 from routing.models import FireStation
 from routing.patrol import gather_candidates, graph_area, patrol_start, plan_patrol
 from routing.registry import current_network
-# The brief of this app lets its pages reuse webmap's basemap resolution.
+# The pages reuse webmap's basemap resolution and masking rules.
 from webmap.assets import resolve_basemap
+from webmap.privacy import mask_personal_numbers
 
 PATROL_ROLES = (Role.GRID_HEAD, Role.ADMIN)
 COVERAGE_ROLES = (Role.PLANNER, Role.LEADER, Role.ADMIN)
@@ -77,6 +78,12 @@ def patrol_page(request):
     except RoutingError as error:
         context["error"] = str(error)
         return render(request, "routing/patrol.html", context)
+
+    if not can_see_personal_data(request.user):
+        # Ticket addresses are free text and sometimes carry a caller's mobile number.
+        for candidate in [stop.candidate for stop in plan.stops] + [
+                skipped.candidate for skipped in plan.unreachable + plan.not_chosen]:
+            candidate.label = mask_personal_numbers(candidate.label)
 
     if request.GET.get("format") == "gpx":
         name = _("%(grid)s 巡查路线 %(date)s") % {"grid": unit.name, "date": values["date"].isoformat()}

@@ -333,6 +333,18 @@ def test_patrol_page_shows_route(client, town_network):
 
 
 @pytest.mark.django_db
+def test_patrol_page_masks_mobile_numbers(client, town_network):
+    head = make_user("head", "grid_head")
+    make_grid(head)
+    make_ticket("1", *NODE_10, address="北街10号 联系13812345678")
+    client.force_login(head)
+    response = client.get(PATROL_URL, {"start": "22.6910,114.2000", "date": "2026-12-04"})
+    html = response.content.decode()
+    assert "北街10号 联系138****5678" in html
+    assert "13812345678" not in html
+
+
+@pytest.mark.django_db
 def test_patrol_page_other_heads_grid(client, town_network):
     owner = make_user("owner", "grid_head")
     make_grid(owner)
@@ -341,7 +353,7 @@ def test_patrol_page_other_heads_grid(client, town_network):
     client.force_login(other)
     response = client.get(PATROL_URL, {"grid": "B-001"})
     assert response.status_code == 200
-    assert "B-001 不是可用的选项" in response.content.decode() or "选择一个有效的选项" in response.content.decode()
+    assert "选择一个有效的选项。 B-001 不在可用的选项中。" in response.content.decode()
     assert 'id="stop-list"' not in response.content.decode()
 
 
