@@ -57,8 +57,12 @@ def h3_field_for_resolution(resolution):
 
 
 def filter_tickets(map_filter):
-    """Return the tickets matching the filter's category, source and period (whole days, inclusive)."""
-    tickets = Ticket.objects.all()
+    """Return the tickets matching the filter's category, source and period (whole days, inclusive).
+
+    Duplicates (linked to a first report of the same hazard) are left out,
+    so the heatmap, the cell counts and the hotspots count a hazard once.
+    """
+    tickets = Ticket.objects.filter(duplicate_of__isnull=True)
     if map_filter.category:
         tickets = tickets.filter(category=map_filter.category)
     if map_filter.source:

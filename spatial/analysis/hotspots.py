@@ -219,8 +219,12 @@ def get_p_method(params):
 
 
 def filter_tickets(query):
-    """Return the tickets matching the query's category, source and received period."""
-    tickets = Ticket.objects.all()
+    """Return the tickets matching the query's category, source and received period.
+
+    A duplicate (the same hazard reported again within hours) is linked to
+    its first report and left out, so one hazard counts once.
+    """
+    tickets = Ticket.objects.filter(duplicate_of__isnull=True)
     if query.category is not None:
         tickets = tickets.filter(category=query.category)
     if query.source is not None:
