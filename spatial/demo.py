@@ -9,6 +9,8 @@ tickets in the core commercial district, 27% in old residential quarters,
 and the import marks the batch as simulated so that pages say so.
 """
 import csv
+import json
+import math
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import prcoords
 from spatial.taxonomy import Category
 
 # Zone centres in WGS84 (lat, lng) with a spread in metres and their share.
+# The first three are the three rings; their polygons come from write_demo_zones.
 ZONES = (
     ("核心商圈", (23.9600, 109.6800), 450, 0.38, ["象州镇商业街", "城南综合市场", "世纪广场商业综合体", "步行街"]),
     ("老旧小区", (23.9700, 109.6920), 600, 0.27, ["林业小区", "粮食局宿舍", "供销社小区", "糖厂生活区"]),
@@ -98,4 +101,36 @@ def write_demo_export(path, count=3000, seed=12345):
         writer = csv.writer(handle)
         writer.writerow(HEADERS)
         writer.writerows(demo_rows(count, seed))
+    return path
+
+
+# Zone type of each of the first three ZONES, as spatial.models.ZoneType values.
+DEMO_ZONE_TYPES = ("core_commercial", "old_residential", "industrial_park")
+
+
+def write_demo_zones(path, vertices=48):
+    """Write the three rings of the simulated county as a GeoJSON file of polygons; return the path.
+
+    Each ring is a circle of twice its zone's spread around the zone's
+    centre, which holds about 86% of the zone's simulated tickets.
+    """
+    features = []
+    for (name, (lat, lng), spread_m, _share, _places), zone_type in zip(ZONES, DEMO_ZONE_TYPES):
+        radius_lat = 2.0 * spread_m / METRES_PER_DEGREE_LAT
+        radius_lng = radius_lat / math.cos(math.radians(lat))
+        ring = [
+            [round(lng + radius_lng * math.cos(2 * math.pi * step / vertices), 7),
+             round(lat + radius_lat * math.sin(2 * math.pi * step / vertices), 7)]
+            for step in range(vertices)
+        ]
+        ring.append(ring[0])
+        features.append({
+            "type": "Feature",
+            "properties": {"name": name, "zone_type": zone_type, "simulated": True},
+            "geometry": {"type": "Polygon", "coordinates": [ring]},
+        })
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False),
+                    encoding="utf-8")
     return path
