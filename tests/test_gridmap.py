@@ -16,7 +16,7 @@ from tests.test_gridmap_support import gridmap_seed  # noqa: F401 (fixture)
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("gridmap_seed")]
 
 
-def test_import_reports_repairs_rejects_and_children_outside_parent():
+def test_import_reports_problem_features():
     import_grid(FIXTURES / "county.geojson", GridLevel.COUNTY)
     report = import_grid(FIXTURES / "communities.geojson", GridLevel.COMMUNITY)
     assert (report.read, report.created, report.updated) == (7, 4, 0)
@@ -26,13 +26,16 @@ def test_import_reports_repairs_rejects_and_children_outside_parent():
     assert report.outside_parent == [("OUT", "")]
     units = {unit.code: unit for unit in GridUnit.objects.filter(level=GridLevel.COMMUNITY)}
     assert set(units) == {"A", "B", "OUT", "BOW"}
-    assert units["A"].parent.code == "C1" and units["A"].name == "东社区"
-    assert units["OUT"].parent is None and units["OUT"].outside_parent
-    assert units["BOW"].geom.valid and units["BOW"].geom.num_geom == 2
+    assert units["A"].parent.code == "C1"
+    assert units["A"].name == "东社区"
+    assert units["OUT"].parent is None
+    assert units["OUT"].outside_parent
+    assert units["BOW"].geom.valid
+    assert units["BOW"].geom.num_geom == 2
     assert units["BOW"].geom.area == pytest.approx(0.005, abs=1e-12)
 
 
-def test_building_parent_from_attribute_or_position_and_reimport_updates():
+def test_building_parents_and_reimport():
     units = build_grid()
     assert units["A-1"].parent.code == "A"
     assert units["B-1"].parent.code == "B"  # "未匹配" is no unit, so the position decides
@@ -100,7 +103,8 @@ def test_placement_contained_nearest_and_county_in_set_based_statements(per_unit
     assert len(inserts) == 3
     assert len(queries.captured_queries) <= 12  # whatever the number of tickets
     placed = {p.ticket_id: p for p in GridPlacement.objects.all()}
-    assert placed[in_building.pk].unit == units["A-1"] and placed[in_building.pk].method == "contained"
+    assert placed[in_building.pk].unit == units["A-1"]
+    assert placed[in_building.pk].method == "contained"
     assert placed[in_community.pk].unit == units["A"]
     assert no_location.pk not in placed
     geod = Geod(ellps="WGS84")
@@ -108,7 +112,8 @@ def test_placement_contained_nearest_and_county_in_set_based_statements(per_unit
     assert placed[near_edge.pk].unit == units["B"]  # B and C1 are equally near; the smaller unit wins
     assert placed[near_edge.pk].method == "nearest"
     assert placed[near_edge.pk].distance_m == pytest.approx(expected_m, abs=0.5)
-    assert placed[far_away.pk].unit == units["C1"] and placed[far_away.pk].method == "county"
+    assert placed[far_away.pk].unit == units["C1"]
+    assert placed[far_away.pk].method == "county"
     assert placed[far_away.pk].distance_m == pytest.approx(geod.inv(109.95, 23.95, 109.80, 23.95)[2], abs=1)
 
 

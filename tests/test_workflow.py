@@ -36,7 +36,8 @@ def test_rule_picks_lead_partners_and_deadline(fire_staff):
     assert ticket.status == "dispatched"
     assert handling.lead.code == "fire"
     assert sorted(handling.partners.values_list("code", flat=True)) == ["property", "urban"]
-    assert handling.milestone == "on_site" and handling.deadline_rule.name == "消防通道堵塞4小时内到场处置"
+    assert handling.milestone == "on_site"
+    assert handling.deadline_rule.name == "消防通道堵塞4小时内到场处置"
     assert (handling.due_at - handling.started_at).total_seconds() == 4 * 3600
     assert (handling.yellow_at - handling.due_at).total_seconds() == 0.3 * 4 * 3600
     assert (handling.red_at - handling.due_at).total_seconds() == 0.5 * 4 * 3600
@@ -60,6 +61,19 @@ def test_keyword_zone_and_grid_criteria(fire_staff):
     assert match_rule(inside) == rule
     assert match_rule(outside) is None
     assert match_rule(no_word) is None
+
+    # A zone polygon (edited as WKT in the admin) narrows a rule to where it applies.
+    from django.contrib.gis.geos import GEOSGeometry
+    zone_rule = RoutingRule.objects.create(
+        name="西片区", priority=2, keywords="楼道",
+        zone=GEOSGeometry("MULTIPOLYGON(((109.74 23.94, 109.76 23.94, 109.76 23.96, 109.74 23.96, 109.74 23.94)))",
+                          srid=4326),
+        lead=department("urban"))
+    assert match_rule(outside) == zone_rule
+    assert match_rule(inside) == rule
+    rule.active = False
+    rule.save()
+    assert match_rule(inside) is None
 
 
 def test_unmatched_ticket_goes_to_the_dispatch_queue_once():
