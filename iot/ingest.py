@@ -208,9 +208,9 @@ def split_payload(payload, topic_sensor=""):
         return [document]
     if isinstance(document, list):
         if not document:
-            raise PayloadError("the batch holds no readings", topic_sensor)
+            raise PayloadError("the batch contains no readings", topic_sensor)
         if len(document) > MAX_READINGS_PER_PAYLOAD:
-            raise PayloadError(f"the batch holds {len(document)} readings; send at most "
+            raise PayloadError(f"the batch contains {len(document)} readings; send at most "
                                f"{MAX_READINGS_PER_PAYLOAD} per payload", topic_sensor)
         return document
     raise PayloadError("payload must be a JSON object or array", topic_sensor)
@@ -265,7 +265,7 @@ def ingest(messages, directory, channel="mqtt", now=None):
     """Store the readings of ``messages``; see :func:`_ingest_once`.
 
     A sensor deleted since the directory was loaded makes the insert fail
-    on its foreign key; the directory is then reloaded and the batch tried
+    on its foreign key. The directory is then reloaded and the batch tried
     once more, so that its readings go to the dead letters instead.
     """
     try:

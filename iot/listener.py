@@ -1,7 +1,7 @@
 """The long-running MQTT listener: subscribe, store in batches, acknowledge after commit.
 
 The session is persistent (MQTT 5, clean start off, session never expires,
-fixed client id), and paho-mqtt 2's manual acknowledgement holds each
+fixed client id), and paho-mqtt 2's manual acknowledgement delays each
 PUBACK until the transaction that stored the message has committed. A
 listener or broker restart therefore loses no message the broker had
 acknowledged to its publisher: unacknowledged ones are redelivered, and

@@ -199,6 +199,9 @@ def apply_readings(readings, now=None):
     """Feed new readings to their sensors' rules inside the caller's transaction.
 
     Returns the tickets opened, in the order their alarms were raised.
+    NOTE: a reading older than the newest one evaluated but newer than the
+    stored ``last_device_time`` (written back at most every
+    ``STATE_REFRESH_S``) is evaluated late instead of skipped.
     One transaction-level advisory lock serialises rule evaluation, so the
     listener and the HTTP endpoint can run at once without lost state. A
     sensor row is written back when its rule state or status changed, or

@@ -92,7 +92,7 @@ def test_unix_seconds_and_naive_local_time(hydrant):
     (b"\xff\xfe", "", "payload is not UTF-8 JSON"),
     (b"42", "", "payload must be a JSON object or array"),
     (b'{"readings": {}}', "", "readings must be a JSON array"),
-    (b"[]", "", "the batch holds no readings"),
+    (b"[]", "", "the batch contains no readings"),
     (json.dumps({"seq": 1, "device_time": 0, "values": {"a": 1}}).encode(), "",
      "sensor is missing; send the sensor code as a string"),
     (json.dumps(reading("NOPE-9", 1, "2026-12-01T08:00:00Z", pressure_mpa=1)).encode(), "NOPE-9",
