@@ -18,7 +18,7 @@ from django.views.decorators.cache import never_cache
 
 from gridmap.forms import LookupForm
 from gridmap.models import EventKind, LookupAttempt, RectificationStandard, TicketEvent, TicketHandling
-from gridmap.privacy import mask_phone
+from spatial.privacy import mask_phone
 from spatial.models import Ticket
 
 logger = logging.getLogger(__name__)

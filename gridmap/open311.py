@@ -26,9 +26,9 @@ from django.views.decorators.csrf import csrf_exempt
 
 from gridmap.dispatch import dispatch_ticket
 from gridmap.models import Open311Key, RectificationStandard, TicketEvent, TicketHandling
-from gridmap.privacy import mask_text
 from spatial.coords import h3_cells, inside_bbox, parse_bbox
 from spatial.models import Ticket, TicketSource, TicketStatus
+from spatial.privacy import mask_personal_numbers
 from spatial.taxonomy import KEYWORD_RULES, Category
 
 logger = logging.getLogger(__name__)
@@ -189,7 +189,7 @@ def _request_item(ticket, handling, last_event_at):
         "status_notes": str(TicketStatus(ticket.status).label),
         "service_name": str(Category(ticket.category).label),
         "service_code": ticket.category,
-        "description": mask_text(ticket.description),
+        "description": mask_personal_numbers(ticket.description),
         "agency_responsible": handling.lead.name if handling is not None and handling.lead_id else "",
         "service_notice": notice,
         "requested_datetime": _iso(ticket.received_at),

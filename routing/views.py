@@ -22,7 +22,7 @@ from routing.patrol import gather_candidates, graph_area, patrol_start, plan_pat
 from routing.registry import current_network
 # The pages reuse webmap's basemap resolution and masking rules.
 from webmap.assets import resolve_basemap
-from webmap.privacy import mask_personal_numbers
+from spatial.privacy import mask_personal_numbers
 
 PATROL_ROLES = (Role.GRID_HEAD, Role.ADMIN)
 COVERAGE_ROLES = (Role.PLANNER, Role.LEADER, Role.ADMIN)

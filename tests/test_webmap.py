@@ -27,7 +27,7 @@ from webmap.layers import (
     heat_saturation,
     ticket_popup_html,
 )
-from webmap.privacy import mask_name, mask_personal_numbers, mask_phone
+from spatial.privacy import mask_name, mask_personal_numbers, mask_phone
 from webmap.queries import heat_points, heat_snap_deg
 
 pytestmark = pytest.mark.django_db

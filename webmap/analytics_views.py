@@ -22,7 +22,7 @@ from spatial.models import (
 from spatial.taxonomy import Category
 from webmap import analytics_maps
 from webmap.analytics_forms import PeriodForm, RepeatForm, ReviewForm
-from webmap.privacy import mask_personal_numbers
+from spatial.privacy import mask_personal_numbers
 
 ANALYTICS_ROLES = (Role.PLANNER, Role.LEADER, Role.ADMIN)
 REVIEW_ROLES = (Role.PLANNER, Role.ADMIN)

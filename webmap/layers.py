@@ -20,7 +20,7 @@ from folium.template import Template
 from spatial.models import HotspotLabel, TicketStatus
 from spatial.taxonomy import Category
 from webmap.assets import HEAT_JS, MARKER_CLUSTER_CSS, MARKER_CLUSTER_JS, use_local_assets
-from webmap.privacy import mask_name, mask_personal_numbers, mask_phone
+from spatial.privacy import mask_name, mask_personal_numbers, mask_phone
 from webmap.queries import SHANGHAI
 
 # Classic hot spot colours: reds for hot, blues for cold, darker at higher

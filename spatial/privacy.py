@@ -1,6 +1,8 @@
 """Masking of complainants' personal data for users who may not see it.
 
-Which users may see it unmasked is decided by gridmap.roles.can_see_personal_data.
+The masks live in the bottom layer so that every page, API and report
+masks the same way. Who may see the data unmasked is decided above:
+gridmap.roles.can_see_personal_data for maps, gridmap.privacy per ticket.
 """
 import re
 
