@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 DEAD_LETTER_MAX_CHARS = 10_000
 MAX_READINGS_PER_PAYLOAD = 10_000
 SEQ_MAX = 2**63 - 1
+# Rejections logged one by one per batch; the rest are counted in one line.
+MAX_LOGGED_REJECTIONS = 20
 
 
 @dataclass(frozen=True)
@@ -339,6 +341,9 @@ def _ingest_once(messages, directory, channel="mqtt", now=None):
     result.time_replaced = sum(1 for r in unique_new if r.time_replaced)
     result.rejected = len(dead_letters)
     result.rejections = [(code, reason) for _message, code, reason, _raw in dead_letters]
-    for _message, code, reason, _raw in dead_letters:
+    for _message, code, reason, _raw in dead_letters[:MAX_LOGGED_REJECTIONS]:
         logger.warning("rejected %s reading of sensor %s: %s", channel, code or "?", reason)
+    if len(dead_letters) > MAX_LOGGED_REJECTIONS:
+        logger.warning("rejected %d more %s readings in this batch; their reasons are in the dead-letter table",
+                       len(dead_letters) - MAX_LOGGED_REJECTIONS, channel)
     return result

@@ -177,3 +177,15 @@ def test_replaced_sensor_reloads_directory(hydrant):
     result = ingest([message(reading("HP-1", 2, T0, pressure_mpa=0.3))], directory, now=NOW)
     assert result.readings_stored == 1
     assert Reading.objects.get().sensor_id == replacement.id
+
+
+def test_rejections_logged_with_sensor_and_capped(hydrant, caplog):
+    bad = [reading("HP-1", seq, T0, pressure_mpa="x") for seq in range(25)]
+    with caplog.at_level("WARNING", logger="iot.ingest"):
+        result = store([{"readings": bad}])
+    messages = [record.getMessage() for record in caplog.records]
+    assert result.rejected == 25
+    assert DeadLetter.objects.count() == 25
+    assert len(messages) == 21
+    assert messages[0] == "rejected mqtt reading of sensor HP-1: values.pressure_mpa must be a finite number, got 'x'"
+    assert messages[-1] == "rejected 5 more mqtt readings in this batch; their reasons are in the dead-letter table"
