@@ -4,7 +4,8 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from gridmap.roles import Role, role_required
+from gridmap.models import GridUnit
+from gridmap.roles import Role, has_role, role_required
 from iot.maplayer import sensor_layer
 from iot.models import Alarm
 from webmap.assets import LEAFLET_CSS, LEAFLET_JS, check_local_assets, use_local_assets
@@ -16,17 +17,27 @@ DEFAULT_CENTER = [23.75, 109.22]
 def _visible_grid_codes(user):
     """Return the grid codes ``user`` may see, or None for all.
 
-    NOTE: gridmap does not yet link grid heads to their grids, so grid heads
-    see every sensor until it does; this is the one place to narrow it.
+    Planners, leaders and administrators see every sensor. A grid head sees
+    the sensors of the grid units they head and of the units below them.
     """
-    return None
+    if has_role(user, Role.PLANNER, Role.LEADER, Role.ADMIN):
+        return None
+    units = list(GridUnit.objects.filter(head=user).values_list("id", "code"))
+    codes = {code for _id, code in units}
+    frontier = [unit_id for unit_id, _code in units]
+    while frontier:
+        children = list(GridUnit.objects.filter(parent_id__in=frontier).values_list("id", "code"))
+        frontier = [unit_id for unit_id, code in children if code not in codes]
+        codes.update(code for _id, code in children)
+    return codes
 
 
 @role_required(*SENSOR_MAP_ROLES)
 def sensor_map(request):
     """Show every visible sensor with its status, last reading and open alarms."""
     now = timezone.now()
-    layer, collection = sensor_layer(now, _visible_grid_codes(request.user))
+    grid_codes = _visible_grid_codes(request.user)
+    layer, collection = sensor_layer(now, grid_codes)
     features = collection["features"]
     if features:
         lngs = [f["geometry"]["coordinates"][0] for f in features]
@@ -48,8 +59,10 @@ def sensor_map(request):
         status = feature["properties"]["status"]
         if status in counts:
             counts[status] += 1
-    open_alarms = (Alarm.objects.filter(cleared_at__isnull=True).select_related("sensor", "ticket")
-                   .order_by("-opened_at")[:50])
+    open_alarms = Alarm.objects.filter(cleared_at__isnull=True, sensor__active=True)
+    if grid_codes is not None:
+        open_alarms = open_alarms.filter(sensor__grid_code__in=grid_codes)
+    open_alarms = open_alarms.select_related("sensor", "ticket").order_by("-opened_at")[:50]
     return render(request, "iot/sensor_map.html", {
         "header_html": figure.header.render(), "body_html": figure.html.render(),
         "script_js": figure.script.render(), "counts": counts, "open_alarms": open_alarms,

@@ -142,3 +142,20 @@ def test_sensor_geojson_properties(client):
     assert feature["properties"]["code"] == "SD-1"
     assert feature["properties"]["open_alarms"][0]["kind"] == "smoke"
     assert "popup_html" not in feature["properties"]
+
+
+def test_grid_head_sees_only_own_grids(client):
+    from django.contrib.gis.geos import MultiPolygon, Polygon
+
+    from gridmap.models import GridUnit
+
+    head = make_user("gh", Role.GRID_HEAD)
+    square = MultiPolygon(Polygon.from_bbox((109.6, 23.9, 109.7, 24.0)), srid=4326)
+    community = GridUnit.objects.create(code="C-1", name="社区一", level=2, head=head, geom=square)
+    GridUnit.objects.create(code="B-1", name="楼栋一", level=3, parent=community, geom=square)
+    GridUnit.objects.create(code="C-2", name="社区二", level=2, geom=square)
+    for code, grid in (("HP-1", "C-1"), ("HP-2", "B-1"), ("HP-3", "C-2")):
+        make_sensor(code, "hydrant_pressure", grid_code=grid)
+    client.force_login(head)
+    features = client.get(reverse("iot:sensor-geojson")).json()["features"]
+    assert sorted(f["properties"]["code"] for f in features) == ["HP-1", "HP-2"]
