@@ -268,6 +268,8 @@ BASES = ("closed", "received", "drawn")
 def scoped_tickets(basis, period, department=None, unit=None):
     """Return the tickets of ``period`` by the ``basis`` time column, limited to a department or grid unit."""
     if basis == "drawn":
+        # NOTE: a draw counts in the period where it starts, so a quarterly
+        # draw shows in its first month and not in the other two.
         drawn = Reinspection.objects.filter(draw__period_start__gte=period.start, draw__period_start__lt=period.end)
         tickets = Ticket.objects.filter(pk__in=drawn.values("ticket_id"))
     else:

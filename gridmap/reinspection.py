@@ -167,6 +167,8 @@ def replay_draw(record):
     if record.algorithm != ALGORITHM:
         raise ReinspectionError(_("抽取算法 %(name)s 与当前版本不同,无法复现。") % {"name": record.algorithm})
     population = [tuple(row) for row in record.population_ids]
+    # NOTE: who handled a ticket is read again from today's data, so an event
+    # appended after the draw (a late note by another user) can change a replay.
     handlers = handlers_of([row[0] for row in population])
     replayed = run_algorithm(record.seed, population, record.rate, record.fake_weight, record.inspector_ids,
                              handlers)
