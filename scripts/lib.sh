@@ -122,6 +122,10 @@ listener $port $host
 allow_anonymous true
 persistence true
 persistence_location $VAR/mosquitto/
+# The listener's persistent session may fall behind a burst; unlimited queues
+# keep acknowledged QoS 1 messages instead of dropping them past 1,000.
+max_queued_messages 0
+autosave_interval 10
 log_dest file $VAR/mosquitto/mosquitto.log
 CONF
   if [[ $EUID -eq 0 ]]; then chown -R mosquitto:mosquitto "$VAR/mosquitto" 2>/dev/null || true; fi

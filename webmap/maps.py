@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from iot.maplayer import sensor_layer
 from spatial.analysis import gistar, hotspots
 from spatial.models import HotspotRun, TicketSource
 from spatial.taxonomy import Category
@@ -163,6 +164,12 @@ def build_planner_map(map_filter, reveal_personal_data=False):
     if recent:
         layers.ticket_marker_layer(recent, reveal_personal_data, name=names["markers"]).add_to(planner_map)
         drawn_layers["markers"] = names["markers"]
+
+    # Sensors start hidden: they are a different kind of point from tickets,
+    # and planners switch them on when they look at alarms.
+    sensors, sensor_collection = sensor_layer(name=gettext("物联网传感器"), show=False)
+    if sensor_collection["features"]:
+        sensors.add_to(planner_map)
 
     folium.LayerControl(collapsed=False).add_to(planner_map)
     layers.MapLegend(layers.legend_html(drawn_layers.keys(), count_classes, resolution)).add_to(planner_map)
