@@ -21,6 +21,8 @@ from routing.models import FireStation
 from routing.patrol import gather_candidates, graph_area, patrol_start, plan_patrol
 from routing.registry import current_network
 # The pages reuse webmap's basemap resolution and masking rules.
+# NOTE: webmap sits above this app in the layering; its asset helpers belong
+# in a lower shared module so this page need not import upwards.
 from webmap.assets import resolve_basemap
 from spatial.privacy import mask_personal_numbers
 
