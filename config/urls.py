@@ -14,5 +14,6 @@ urlpatterns = [
     path("routing/", include("routing.urls")),
     path("", include("gridmap.urls")),
     path("", include("gridmap.supervision_urls")),
+    path("", include("gridmap.inspection_urls")),
     path("", include("webmap.urls")),
 ]

@@ -414,3 +414,4 @@ class LookupAttempt(models.Model):
 
 
 from gridmap import supervision  # noqa: E402,F401  registers the supervision models with this app
+from gridmap import inspections  # noqa: E402,F401  registers the inspection models with this app

@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from gridmap.access import WORKFLOW_ROLES
 from gridmap.roles import has_role
+from gridmap.inspection_views import INSPECTION_ROLES
 from gridmap.supervision_views import INSPECTOR_PAGE_ROLES
 from iot.views import SENSOR_MAP_ROLES
 from routing.views import COVERAGE_ROLES, PATROL_ROLES
@@ -29,6 +30,7 @@ NAV_ITEMS = (
     ("webmap:analytics", _("空间分析"), ANALYTICS_ROLES),
     ("gridmap:queue", _("工单办理"), WORKFLOW_ROLES),
     ("routing:patrol", _("巡查路线"), PATROL_ROLES),
+    ("inspections:form", _("日常巡查"), INSPECTION_ROLES),
     ("routing:coverage", _("消防站覆盖"), COVERAGE_ROLES),
     ("iot:sensor-map", _("物联网传感器"), SENSOR_MAP_ROLES),
     ("supervision:reinspections", _("随机复查"), INSPECTOR_PAGE_ROLES),
