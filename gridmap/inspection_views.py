@@ -2,9 +2,9 @@
 
 Grid heads inspect the building units they head or that lie below a unit
 they head (``units_for_head``); administrators may inspect any building.
-The form is kept in the phone's localStorage by ``static/gridmap/inspection.js``
-and posted here once the connection works; the post carries a client UUID,
-and a second post with the same UUID returns the stored inspection.
+``static/gridmap/inspection.js`` keeps the form in the phone's localStorage
+and posts it here once the connection works. Each post carries a client
+UUID, so a second post with the same UUID returns the stored inspection.
 """
 import logging
 import uuid
@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
+from PIL import Image
 
 from gridmap.dispatch import dispatch_ticket, units_for_head
 from gridmap.inspections import ITEM_CATEGORY, CheckItem, Inspection, InspectionAnswer, InspectionPhoto
@@ -70,7 +71,7 @@ def visible_communities(user):
 
 @role_required(*INSPECTION_ROLES)
 def inspection_form(request):
-    """The phone page: pick a building, answer the checklist, add photos and a note."""
+    """Render the phone page: pick a building, fill in the checklist, add photos and a note."""
     today = timezone.localdate()
     buildings = list(inspectable_buildings(request.user).select_related("parent").order_by("code"))
     done_today = set(Inspection.objects.filter(inspected_on=today, building__in=buildings)
@@ -98,8 +99,20 @@ def _parse_inspected_at(value, now):
     return moment
 
 
+def _is_image(upload):
+    """Return True when Pillow reads ``upload`` as an image, whatever type the phone claimed."""
+    try:
+        with Image.open(upload) as image:
+            image.verify()
+    except (OSError, SyntaxError, ValueError):
+        return False
+    finally:
+        upload.seek(0)
+    return True
+
+
 def _parse(request):
-    """Validate the posted form; return (key, building, inspected_at, answers, note, photos)."""
+    """Validate the posted form and return (key, building, inspected_at, answers, note, photos)."""
     try:
         key = uuid.UUID(request.POST.get("client_key", ""))
     except ValueError as error:
@@ -123,14 +136,14 @@ def _parse(request):
     if len(photos) > MAX_PHOTOS:
         raise InspectionError(_("照片最多 %(n)s 张,本次有 %(count)s 张。") % {"n": MAX_PHOTOS, "count": len(photos)})
     for photo in photos:
-        if photo.size > MAX_PHOTO_BYTES or not (photo.content_type or "").startswith("image/"):
+        if photo.size > MAX_PHOTO_BYTES or not _is_image(photo):
             raise InspectionError(_("照片“%(name)s”不是图片或超过 8 MB,请重新拍摄。") % {"name": photo.name})
     inspected_at = _parse_inspected_at(request.POST.get("recorded_at", ""), timezone.now())
     return key, building, inspected_at, answers, note, photos
 
 
 def _open_ticket(inspection, item, now):
-    """Create the ticket of one failed item; the caller dispatches it after commit."""
+    """Create the ticket of one failed item. The caller dispatches it after commit."""
     building = inspection.building
     location = building.geom.point_on_surface
     label = CheckItem(item).label
@@ -148,7 +161,7 @@ def _open_ticket(inspection, item, now):
 
 
 def _dispatch(ticket):
-    """Dispatch a new inspection ticket as the system; a failure leaves it received for the dispatchers."""
+    """Dispatch a new inspection ticket as the system, logging a failure instead of raising it."""
     try:
         dispatch_ticket(ticket)
     except Exception:  # noqa: BLE001  the inspection is stored; the phone must not resend because of this
@@ -178,7 +191,7 @@ def _existing(request, key):
 @require_POST
 @role_required(*INSPECTION_ROLES)
 def submit(request):
-    """Store one inspection (JSON answer); a resend with the same client_key returns the stored one."""
+    """Store one inspection and return it as JSON. A resend with the same client_key returns the stored one."""
     try:
         try:
             key = uuid.UUID(request.POST.get("client_key", ""))
@@ -200,6 +213,7 @@ def submit(request):
                     InspectionAnswer.objects.create(inspection=inspection, item=item, passed=passed, ticket=ticket)
                     if ticket is not None:
                         tickets.append(ticket)
+                # NOTE: files already written stay on disk when the transaction rolls back (a lost race).
                 for photo in photos:
                     InspectionPhoto.objects.create(inspection=inspection, image=photo)
                 for ticket in tickets:
@@ -219,7 +233,7 @@ def submit(request):
 
 @role_required(*COMMUNITY_PAGE_ROLES)
 def community_day(request, code):
-    """Which buildings of a community were inspected on a day (default today) and which were missed."""
+    """List the buildings of a community inspected on a day (default today) and those missed."""
     community = get_object_or_404(GridUnit, code=code, level=GridLevel.COMMUNITY)
     if not visible_communities(request.user).filter(pk=community.pk).exists():
         raise PermissionDenied(_("社区网格“%(code)s”不在您负责的网格内。") % {"code": code})

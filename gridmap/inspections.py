@@ -2,8 +2,8 @@
 
 - ``Inspection``: one visit to one building-level grid unit, with a note.
   ``client_key`` is the UUID the phone generated when the form was filled;
-  it is unique, so a form sent twice (a lost answer on a poor connection)
-  is stored once and the second send gets the first inspection back.
+  it is unique, so a form sent twice (the server's reply lost on a poor
+  connection) is stored once and the second send gets the first inspection back.
 - ``InspectionAnswer``: one checklist item, passed or failed. A failed item
   opens a ticket with source ``TicketSource.INSPECTION`` and keeps a link
   to it.

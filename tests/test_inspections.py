@@ -1,11 +1,14 @@
 """Daily inspections through the Django client: roles and grids, tickets, resends, photos, community lists."""
+import io
 import uuid
 from datetime import timedelta
 
 import pytest
 from django.contrib.gis.geos import MultiPolygon, Polygon
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
+from PIL import Image
 
 from gridmap.inspections import Inspection, InspectionAnswer, InspectionPhoto
 from gridmap.models import GridLevel, GridPlacement, GridUnit, TicketHandling
@@ -15,8 +18,14 @@ from tests.test_gridmap_support import gridmap_seed  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("gridmap_seed")
 
-PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
-       b"\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7V\xbd\xfa\x00\x00\x00\x00IEND\xaeB`\x82")
+
+def _png_bytes():
+    buffer = io.BytesIO()
+    Image.new("RGB", (2, 2), (200, 30, 30)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+PNG = _png_bytes()
 ALL_PASS = {"item_escape_routes": "pass", "item_extinguishers": "pass", "item_ebike_charging": "pass",
             "item_flammable_storage": "pass"}
 
@@ -26,7 +35,7 @@ def square(lng, lat, size):
 
 
 def build_world():
-    """County C with communities CA and CB; CA holds buildings CA-01..CA-03, CB holds CB-01."""
+    """Build county C with communities CA (buildings CA-01 to CA-03) and CB (building CB-01)."""
     users = {name: make_user(name, role) for name, role in [
         ("ca_head", "grid_head"), ("cb_head", "grid_head"), ("b1_head", "grid_head"), ("planner", "planner"),
         ("leader", "leader"), ("admin", "admin")]}
@@ -66,15 +75,20 @@ def test_pages_by_role():
     assert Client().get("/inspections/").status_code == 302
     # The form lists only the buildings of the head's own grid.
     html = client_for(users["ca_head"]).get("/inspections/").content.decode()
-    assert 'value="CA-01"' in html and 'value="CA-03"' in html and 'value="CB-01"' not in html
-    assert 'capture="environment"' in html and "gridmap/inspection.js" in html
+    assert 'value="CA-01"' in html
+    assert 'value="CA-03"' in html
+    assert 'value="CB-01"' not in html
+    assert 'capture="environment"' in html
+    assert "gridmap/inspection.js" in html
+    assert 'href="/inspections/community/CA/"' in html
     html = client_for(users["b1_head"]).get("/inspections/").content.decode()
-    assert 'value="CA-01"' in html and 'value="CA-02"' not in html
-    assert '/inspections/' in client_for(users["ca_head"]).get("/inspections/").content.decode()
+    assert 'value="CA-01"' in html
+    assert 'value="CA-02"' not in html
+    assert 'href="/inspections/community/CA/"' not in html
 
 
 @pytest.mark.django_db
-def test_grid_head_cannot_inspect_another_heads_building_and_planner_gets_403():
+def test_submit_scoped_to_own_grid():
     users, _units = build_world()
     response = post_inspection(client_for(users["cb_head"]), "CA-01")
     assert response.status_code == 403
@@ -90,7 +104,7 @@ def test_grid_head_cannot_inspect_another_heads_building_and_planner_gets_403():
 
 
 @pytest.mark.django_db
-def test_bad_input_is_refused_with_the_field_named():
+def test_submit_rejects_bad_input():
     users, _units = build_world()
     client = client_for(users["ca_head"])
     cases = [
@@ -108,13 +122,19 @@ def test_bad_input_is_refused_with_the_field_named():
         assert response.json()["error"] == error
     late = (timezone.now() - timedelta(days=8)).isoformat()
     response = post_inspection(client, "CA-01", recorded_at=late)
-    assert response.status_code == 400 and "已超过 7 天" in response.json()["error"]
+    assert response.status_code == 400
+    assert "已超过 7 天" in response.json()["error"]
+    early = (timezone.now() + timedelta(hours=1)).isoformat()
+    response = post_inspection(client, "CA-01", recorded_at=early)
+    assert response.status_code == 400
+    assert "晚于当前时间" in response.json()["error"]
     assert client.get("/inspections/submit/").status_code == 405
-    assert Inspection.objects.count() == 0 and Ticket.objects.count() == 0
+    assert Inspection.objects.count() == 0
+    assert Ticket.objects.count() == 0
 
 
 @pytest.mark.django_db
-def test_failed_item_opens_one_dispatched_inspection_ticket(django_capture_on_commit_callbacks):
+def test_failed_item_opens_dispatched_ticket(django_capture_on_commit_callbacks):
     users, units = build_world()
     client = client_for(users["b1_head"])
     with django_capture_on_commit_callbacks(execute=True):
@@ -122,7 +142,8 @@ def test_failed_item_opens_one_dispatched_inspection_ticket(django_capture_on_co
     assert response.status_code == 201
     assert Ticket.objects.count() == 1
     body = response.json()
-    assert body["created"] is True and body["failed"] == ["ebike_charging"]
+    assert body["created"] is True
+    assert body["failed"] == ["ebike_charging"]
     ticket = Ticket.objects.get()
     assert body["tickets"] == [ticket.external_id] == [f"XC-{body['id']}-ebike_charging"]
     assert ticket.source == TicketSource.INSPECTION
@@ -136,12 +157,12 @@ def test_failed_item_opens_one_dispatched_inspection_ticket(django_capture_on_co
     answers = {answer.item: (answer.passed, answer.ticket_id) for answer in InspectionAnswer.objects.all()}
     assert answers == {"escape_routes": (True, None), "extinguishers": (True, None),
                        "ebike_charging": (False, ticket.pk), "flammable_storage": (True, None)}
-    # The grid head now sees the ticket in their workflow queue.
+    # The ticket is in the grid head's workflow pages.
     assert client.get(f"/tickets/{ticket.pk}/").status_code == 200
 
 
 @pytest.mark.django_db
-def test_each_failed_item_maps_to_its_category(django_capture_on_commit_callbacks):
+def test_failed_items_map_to_categories(django_capture_on_commit_callbacks):
     users, _units = build_world()
     fails = {key: "fail" for key in ALL_PASS}
     with django_capture_on_commit_callbacks(execute=True):
@@ -153,7 +174,7 @@ def test_each_failed_item_maps_to_its_category(django_capture_on_commit_callback
 
 
 @pytest.mark.django_db
-def test_resend_with_the_same_key_creates_nothing_new(django_capture_on_commit_callbacks):
+def test_resend_same_key_creates_nothing(django_capture_on_commit_callbacks):
     users, _units = build_world()
     client = client_for(users["b1_head"])
     key = uuid.uuid4()
@@ -176,16 +197,16 @@ def test_resend_with_the_same_key_creates_nothing_new(django_capture_on_commit_c
 
 
 def _photo(name):
-    from django.core.files.uploadedfile import SimpleUploadedFile
     return SimpleUploadedFile(name, PNG, content_type="image/png")
 
 
 @pytest.mark.django_db
-def test_photos_are_stored_and_served_only_to_allowed_users(settings, tmp_path):
+def test_photos_stored_and_served_by_grid(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     users, _units = build_world()
     response = post_inspection(client_for(users["b1_head"]), "CA-01", photos=[_photo("p1.png"), _photo("p2.png")])
-    assert response.status_code == 201 and response.json()["photos"] == 2
+    assert response.status_code == 201
+    assert response.json()["photos"] == 2
     photos = list(InspectionPhoto.objects.order_by("pk"))
     assert len(photos) == 2
     assert all((tmp_path / photo.image.name).read_bytes() == PNG for photo in photos)
@@ -198,17 +219,17 @@ def test_photos_are_stored_and_served_only_to_allowed_users(settings, tmp_path):
             assert b"".join(served.streaming_content) == PNG
     assert Client().get(url).status_code == 302
     assert client_for(users["admin"]).get("/inspections/photos/999999/").status_code == 404
-    # Not an image: refused, nothing stored.
-    bad = post_inspection(client_for(users["b1_head"]), "CA-01",
-                          photos=[_photo_text("notes.txt")])
-    assert bad.status_code == 400
-    assert bad.json()["error"] == "照片“notes.txt”不是图片或超过 8 MB,请重新拍摄。"
-    assert InspectionPhoto.objects.count() == 2 and Inspection.objects.count() == 1
+    # Not an image, whatever type the upload claims: rejected, and nothing is stored.
+    for name, content_type in [("notes.txt", "text/plain"), ("fake.png", "image/png")]:
+        bad = post_inspection(client_for(users["b1_head"]), "CA-01", photos=[_photo_text(name, content_type)])
+        assert bad.status_code == 400
+        assert bad.json()["error"] == f"照片“{name}”不是图片或超过 8 MB,请重新拍摄。"
+    assert InspectionPhoto.objects.count() == 2
+    assert Inspection.objects.count() == 1
 
 
-def _photo_text(name):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-    return SimpleUploadedFile(name, b"hello", content_type="text/plain")
+def _photo_text(name, content_type):
+    return SimpleUploadedFile(name, b"hello", content_type=content_type)
 
 
 def _codes(html, list_id):
@@ -219,7 +240,7 @@ def _codes(html, list_id):
 
 
 @pytest.mark.django_db
-def test_community_page_lists_inspected_and_missed_buildings():
+def test_community_page_inspected_and_missed():
     users, units = build_world()
     head = client_for(users["ca_head"])
     assert post_inspection(head, "CA-02", note="<script>alert(1)</script>").status_code == 201
@@ -230,7 +251,8 @@ def test_community_page_lists_inspected_and_missed_buildings():
     html = head.get("/inspections/community/CA/").content.decode()
     assert _codes(html, "inspected-buildings") == ["CA-01", "CA-02"]
     assert _codes(html, "missed-buildings") == ["CA-03"]
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert(1)" not in html
     day = timezone.localdate(yesterday).isoformat()
     html = head.get(f"/inspections/community/CA/?date={day}").content.decode()
     assert _codes(html, "inspected-buildings") == ["CA-03"]
@@ -238,7 +260,9 @@ def test_community_page_lists_inspected_and_missed_buildings():
     assert head.get("/inspections/community/CA/?date=bad").status_code == 404
     assert head.get("/inspections/community/CA-01/").status_code == 404
     html = client_for(users["cb_head"]).get("/inspections/community/CB/").content.decode()
-    assert _codes(html, "inspected-buildings") == [] and _codes(html, "missed-buildings") == ["CB-01"]
+    assert _codes(html, "inspected-buildings") == []
+    assert _codes(html, "missed-buildings") == ["CB-01"]
     # The form marks buildings already inspected today.
     form = head.get("/inspections/").content.decode()
-    assert "CA-02号楼(CA-02) · 今日已巡查" in form and "CA-03号楼(CA-03)</option>" in form
+    assert "CA-02号楼(CA-02) · 今日已巡查" in form
+    assert "CA-03号楼(CA-03)</option>" in form

@@ -1,4 +1,5 @@
 """The inspection form in Debian's headless Chromium: filled offline, kept on the phone, sent once back online."""
+import io
 import json
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -7,6 +8,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.contrib.gis.geos import MultiPolygon, Polygon
 from django.db import connections
+from PIL import Image
 
 from gridmap.inspections import Inspection, InspectionPhoto
 from gridmap.models import GridLevel, GridUnit
@@ -19,8 +21,15 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 PASSWORD = "firegrid-test-pw"
 OUTBOX_KEY = "firegrid.inspection.outbox.v1"
-PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
-       b"\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7V\xbd\xfa\x00\x00\x00\x00IEND\xaeB`\x82")
+
+
+def _png_bytes():
+    buffer = io.BytesIO()
+    Image.new("RGB", (2, 2), (200, 30, 30)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+PNG = _png_bytes()
 
 
 @pytest.fixture
@@ -79,6 +88,8 @@ def check_offline_form(live_server, phone_page, tmp_path):
     page.click("form.login-form button[type=submit]")
     page.wait_for_url(f"{base_url}/inspections/")
     records["posts"].clear()
+    # The page fits the phone's width: no horizontal scrolling.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
     context.set_offline(True)
     page.select_option("#inspection-building", "SQ-01")
@@ -102,7 +113,7 @@ def check_offline_form(live_server, phone_page, tmp_path):
     assert page.inner_text("#inspection-status") == "当前无网络,记录已保存在本机,恢复联网后自动上传。"
     assert Inspection.objects.count() == 0
 
-    # A reload while offline is not possible, but the record survives in storage; going online sends it.
+    # Going online sends the stored record.
     context.set_offline(False)
     page.wait_for_function(f"window.localStorage.getItem('{OUTBOX_KEY}') === '[]'", timeout=30000)
     assert page.inner_text("#inspection-status") == "巡查记录已上传。"
@@ -123,7 +134,7 @@ def check_offline_form(live_server, phone_page, tmp_path):
     page.wait_for_timeout(500)
     assert len(records["posts"]) == 1
 
-    # An answer lost on the way: the phone still holds the form and sends it again on the next load.
+    # A reply lost on the way: the phone still has the form in storage and sends it again on the next load.
     page.evaluate("([key, value]) => window.localStorage.setItem(key, value)", [OUTBOX_KEY, json.dumps(stored)])
     page.reload()
     page.wait_for_function(f"window.localStorage.getItem('{OUTBOX_KEY}') === '[]'", timeout=30000)
@@ -135,7 +146,7 @@ def check_offline_form(live_server, phone_page, tmp_path):
 
     # Wait for the photo thumbnail too, so that no request is still using the database when the test ends.
     page.goto(f"{base_url}/inspections/community/SQ/", wait_until="networkidle")
-    assert page.evaluate("document.querySelector('.inspection-thumb').naturalWidth") == 1
+    assert page.evaluate("document.querySelector('.inspection-thumb').naturalWidth") == 2
     assert page.locator("#inspected-buildings li").first.get_attribute("data-code") == "SQ-01"
     assert page.locator("#missed-buildings li").first.get_attribute("data-code") == "SQ-02"
     assert page.locator("#inspected-buildings .inspection-note").inner_text() == "楼道飞线充电 <b>两处</b>"

@@ -2,7 +2,7 @@
  *
  * Every submitted form is first written to localStorage (the outbox) with a
  * UUID made on the phone, then sent. A form leaves the outbox only once the
- * server has answered with JSON: 201 (stored) or 200 (already stored under
+ * server has replied with JSON: 201 (stored) or 200 (already stored under
  * that UUID), so a resend never creates a second inspection. Network errors
  * and non-JSON answers (an expired login) keep the form for the next try,
  * which happens when the browser reports the connection back, every 20
@@ -14,7 +14,7 @@
 
   var OUTBOX_KEY = "firegrid.inspection.outbox.v1";
   var RETRY_MS = 20000;
-  var MAX_SIDE = 1600; // photos are shrunk to fit the phone's storage
+  var MAX_SIDE = 1600; // Photos are shrunk to this many pixels per side to fit in localStorage.
 
   var form = document.getElementById("inspection-form");
   if (!form) {
@@ -38,7 +38,7 @@
     if (window.crypto && typeof window.crypto.randomUUID === "function") {
       return window.crypto.randomUUID();
     }
-    // Plain-HTTP pages have no randomUUID; build a version 4 UUID by hand.
+    // Plain-HTTP pages have no randomUUID, so build a version 4 UUID by hand.
     var bytes = new Uint8Array(16);
     window.crypto.getRandomValues(bytes);
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
