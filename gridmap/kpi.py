@@ -10,11 +10,14 @@ proactive discovery) or ``drawn`` (tickets of the period's re-inspection
 draw, which stay counted after a failed re-inspection reopened them). One
 query per basis then
 yields every KPI of a scope, grouped by department, grid unit or period, so
-a million tickets never pass through Python.
+a million tickets never pass through Python. The trend groups each ticket
+by its closing and its receiving period at once, so one scan serves both.
 
 Rates are fractions (0.31 is shown as 31%), times are days, ratings 1 to 5.
 """
 import datetime
+import functools
+import operator
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +26,8 @@ from typing import Callable
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Case, Count, Exists, F, FloatField, Func, IntegerField, OuterRef, Q, Sum, When
+from django.db.models import (Case, Count, DateTimeField, Exists, F, FloatField, Func, IntegerField, OuterRef, Q,
+                              Sum, When)
 from django.db.models.aggregates import Aggregate
 from django.db.models.functions import Trunc
 from django.utils import timezone
@@ -282,13 +286,15 @@ def scoped_tickets(basis, period, department=None, unit=None):
     return tickets
 
 
-def _aggregates(basis, codes=None, median=True):
+def _aggregates(basis, codes=None, median=True, distinct=False):
     """Return the aggregate expressions of the KPIs on ``basis`` (all, or those in ``codes``).
 
     Each KPI yields ``<code>__base`` and ``<code>__hits`` (rates) or
     ``<code>__sum`` (means), which add up across groups, so finer groups can
     be rolled up in Python. A median cannot be rolled up: it is computed
-    only when ``median`` is true, as ``<code>__value``.
+    only when ``median`` is true, as ``<code>__value``. ``distinct`` counts
+    each ticket once, for queries whose joins repeat tickets. A sum would
+    still repeat them, so KPIs with a sum raise ValueError.
     """
     expressions = {}
     for kpi in KPIS:
@@ -296,10 +302,13 @@ def _aggregates(basis, codes=None, median=True):
             continue
         if kpi.kind == "median_days" and not median:
             continue
+        if distinct and kpi.kind != "rate":
+            raise ValueError(f"distinct counts do not apply to the sums of KPI {kpi.code!r} ({kpi.kind})")
         base = kpi.base()
-        expressions[f"{kpi.code}__base"] = Count("pk", filter=base) if base else Count("pk")
+        expressions[f"{kpi.code}__base"] = (Count("pk", filter=base, distinct=distinct) if base
+                                            else Count("pk", distinct=distinct))
         if kpi.kind == "rate":
-            expressions[f"{kpi.code}__hits"] = Count("pk", filter=base & kpi.hit())
+            expressions[f"{kpi.code}__hits"] = Count("pk", filter=base & kpi.hit(), distinct=distinct)
         elif kpi.kind == "mean_days":
             expressions[f"{kpi.code}__sum"] = Sum(_days_to_close())
         elif kpi.kind == "median_days":
@@ -425,35 +434,101 @@ def compute_breakdown(period):
             {key: {**empty, **_values_from(row)} for key, row in units.items()})
 
 
+def _trend_bucket(field, kind, span):
+    """Return an expression for the local start of the ``kind`` period containing ``field``, NULL outside ``span``."""
+    in_span = Q(**{f"{field}__gte": span.start, f"{field}__lt": span.end})
+    moment = Case(When(in_span, then=F(field)), output_field=DateTimeField())
+    return Trunc(moment, kind, output_field=DateTimeField(), tzinfo=_zone())
+
+
+def _bucket_day(moment):
+    return timezone.localtime(moment, _zone()).date()
+
+
+def _ticket_trend(span, codes):
+    """Return {period start date: KPI values} of the closed and received bases in one grouped query.
+
+    Each ticket is grouped by the period it was closed in and the period it
+    was received in (NULL outside ``span``), so one scan of the tickets and
+    one join of their handling and rating rows serve both bases. A period's
+    closed figures are the sums over the rows with that closed period, and
+    likewise for received. Medians are left out because they do not add up.
+    """
+    closed = _aggregates("closed", codes, median=False)
+    received = _aggregates("received", codes)
+    conditions = []
+    if closed:
+        conditions.append(Q(closed_at__gte=span.start, closed_at__lt=span.end))
+    if received:
+        conditions.append(Q(received_at__gte=span.start, received_at__lt=span.end))
+    if not conditions:
+        return {}
+    rows = (Ticket.objects.filter(functools.reduce(operator.or_, conditions))
+            .annotate(closed_bucket=_trend_bucket("closed_at", span.kind, span),
+                      received_bucket=_trend_bucket("received_at", span.kind, span))
+            .values("closed_bucket", "received_bucket").annotate(**closed, **received).order_by())
+    totals = {"closed": {}, "received": {}}
+    for row in rows:
+        for basis, names in (("closed", closed), ("received", received)):
+            bucket = row[f"{basis}_bucket"]
+            if names and bucket is not None:
+                _add_into(totals[basis].setdefault(_bucket_day(bucket), {}), {name: row[name] for name in names})
+    by_start = {}
+    for per_day in totals.values():
+        for day, row in per_day.items():
+            by_start.setdefault(day, {}).update(_values_from(row))
+    return by_start
+
+
+def _median_trend(span, codes):
+    """Return {period start date: median KPI values} in one query grouped by the closing period."""
+    medians = tuple(kpi.code for kpi in KPIS if kpi.kind == "median_days" and (codes is None or kpi.code in codes))
+    if not medians:
+        return {}
+    rows = (scoped_tickets("closed", span).annotate(bucket=Trunc("closed_at", span.kind, tzinfo=_zone()))
+            .values("bucket").annotate(**_aggregates("closed", medians)).order_by())
+    return {_bucket_day(row.pop("bucket")): _values_from(row) for row in rows}
+
+
+def _drawn_trend(span, codes):
+    """Return {period start date: drawn-basis KPI values} in one query grouped by the draw's period start.
+
+    A ticket drawn twice with starts in the same period (a month's and a
+    quarter's draw) joins twice, so tickets are counted distinct, as
+    ``scoped_tickets`` counts them once.
+    """
+    aggregates = _aggregates("drawn", codes, distinct=True)
+    if not aggregates:
+        return {}
+    start_field = "reinspections__draw__period_start"
+    rows = (Ticket.objects.filter(**{f"{start_field}__gte": span.start, f"{start_field}__lt": span.end})
+            .annotate(bucket=Trunc(start_field, span.kind, tzinfo=_zone()))
+            .values("bucket").annotate(**aggregates).order_by())
+    return {_bucket_day(row.pop("bucket")): _values_from(row) for row in rows}
+
+
 def compute_trend(period, count=12, codes=None):
     """Return [(Period, {code: {...}})] for the ``count`` periods ending with ``period``, oldest first.
 
     ``codes`` limits the KPIs computed (all by default); the others are None.
+    At most three grouped queries cover all periods, whatever ``count`` is:
+    closed and received bases together, medians, and the drawn basis. Each
+    groups by ``date_trunc`` of its time column in the configured time zone,
+    with the same conditions as ``compute``, so a trend point equals
+    ``compute`` for its period.
     """
     first = period.shifted(-(count - 1))
     span = Period(period.kind, f"{first.key}..{period.key}", first.start, period.end)
     by_start = {}
     with without_jit():
-        for basis in ("closed", "received"):
-            aggregates = _aggregates(basis, codes)
-            if not aggregates:
-                continue
-            field = "closed_at" if basis == "closed" else "received_at"
-            rows = (scoped_tickets(basis, span).annotate(bucket=Trunc(field, period.kind, tzinfo=_zone()))
-                    .values("bucket").annotate(**aggregates).order_by())
-            for row in rows:
-                day = timezone.localtime(row.pop("bucket"), _zone()).date()
-                by_start.setdefault(day, {}).update(_values_from(row))
-        empty = _empty_values()
-        series = []
-        drawn_aggregates = _aggregates("drawn", codes)
-        for step in range(count):
-            current = first.shifted(step)
-            values = {**empty, **by_start.get(current.start.date(), {})}
-            if drawn_aggregates:
-                # Draws are few, so the drawn basis is one small query per period.
-                values.update(_values_from(scoped_tickets("drawn", current).aggregate(**drawn_aggregates)))
-            series.append((current, values))
+        for part in (_ticket_trend(span, codes), _median_trend(span, codes), _drawn_trend(span, codes)):
+            for day, values in part.items():
+                by_start.setdefault(day, {}).update(values)
+    empty = _empty_values()
+    series = []
+    for step in range(count):
+        current = first.shifted(step)
+        series.append((current, {**empty, **by_start.get(current.start.date(), {})}))
     return series
 
 
