@@ -4,11 +4,13 @@ Fills a scratch database with seeded synthetic tickets spread over two
 years (handling with deadlines, grid placements, repeats, ratings and
 callbacks), then renders ``/dashboard/`` for one month as a leader through
 Django's test client, which runs the whole view in this process, so the
-wall time is the server time. The first request computes the trend's
-past periods and caches them (``FIREGRID_KPI_TREND_CACHE_S``); it is
-reported apart from the best of the following ones. Page weight is the
-HTML's size (the page loads nothing but the site's stylesheet). Target:
-under 2 s.
+wall time is the server time. Three figures are reported: the first
+request of the process (templates, translations and the empty trend
+cache), requests with the trend cache cleared before each (the past
+periods' KPIs computed again, ``FIREGRID_KPI_TREND_CACHE_S``), and
+requests served from that cache. Page weight is the HTML's size (the page
+loads nothing but the site's stylesheet). Target: under 2 s, with or
+without the cache.
 
 The baseline is the same month's KPIs computed the way the issue forbids,
 by loading the month's tickets into Python and looping over them; the
@@ -240,16 +242,24 @@ def main(argv):
         client = leader_client()
         cache.clear()
         started = time.perf_counter()
-        client.get(f"/dashboard/?period={PERIOD}")  # cold: empty trend cache, templates, translations
-        cold_s = time.perf_counter() - started
+        client.get(f"/dashboard/?period={PERIOD}")
+        first_s = time.perf_counter() - started
+
+        def uncached_request():
+            cache.clear()
+            return client.get(f"/dashboard/?period={PERIOD}")
+
+        cold_s, cold_median, _response = timed(uncached_request, args.repeat)
+        client.get(f"/dashboard/?period={PERIOD}")  # fills the trend cache again
         best, median, response = timed(lambda: client.get(f"/dashboard/?period={PERIOD}"), args.repeat)
         if response.status_code != 200:
-            raise RuntimeError(f"/dashboard/ answered {response.status_code}")
+            raise RuntimeError(f"/dashboard/ returned status {response.status_code}")
         weight_kib = len(response.content) / 1024
         kpi_best, _kpi_median, figures = timed(lambda: kpi.compute(period), args.repeat)
         loop_best, _loop_median, loop = timed(lambda: python_loop_kpis(period), 1)
         month_tickets = figures["proactive_rate"]["base"]
-        print(f"dashboard {PERIOD}: first request {cold_s:.2f} s (past trend points computed and cached), then "
+        print(f"dashboard {PERIOD}: first request of the process {first_s:.2f} s; trend cache empty: "
+              f"best {cold_s:.2f} s, median {cold_median:.2f} s of {args.repeat}; trend cached: "
               f"best {best:.2f} s, median {median:.2f} s of {args.repeat}; "
               f"page {weight_kib:.0f} KiB HTML ({month_tickets:,} tickets received in the month)")
         print(f"KPIs in the database: {kpi_best:.2f} s; baseline Python loop over the month's tickets: "
@@ -260,8 +270,9 @@ def main(argv):
             print(f"  {code}: {ours:.6f} vs {theirs:.6f} ({agree})")
     finally:
         teardown_databases(old_config, verbosity=0, keepdb=args.keepdb)
-    verdict = "meets" if best < TARGET_S else "misses"
-    print(f"dashboard: {best:.2f} s server time ({cold_s:.2f} s cold) for {args.rows:,} tickets, "
+    verdict = "meets" if max(best, cold_s) < TARGET_S else "misses"
+    print(f"dashboard: {best:.2f} s server time cached, {cold_s:.2f} s with the trend cache empty "
+          f"({first_s:.2f} s first request) for {args.rows:,} tickets, "
           f"{weight_kib:.0f} KiB, KPIs "
           f"{loop_best / kpi_best:.1f}x faster than a Python loop, {verdict} the {TARGET_S:.0f} s target")
     return 0
