@@ -266,3 +266,19 @@ def test_community_page_inspected_and_missed():
     form = head.get("/inspections/").content.decode()
     assert "CA-02号楼(CA-02) · 今日已巡查" in form
     assert "CA-03号楼(CA-03)</option>" in form
+
+
+@pytest.mark.django_db
+def test_inspection_tickets_count_as_proactive(django_capture_on_commit_callbacks):
+    from gridmap import kpi
+
+    users, _units = build_world()
+    Ticket.objects.create(source_system="test", external_id="H1", source=TicketSource.HOTLINE,
+                          received_at=timezone.now(), category="fire_lane")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_inspection(client_for(users["ca_head"]), "CA-02", item_escape_routes="fail",
+                                   item_flammable_storage="fail")
+    assert response.status_code == 201
+    result = kpi.compute(kpi.period_containing("month", timezone.now()))
+    assert result["proactive_rate"]["hits"] == 2
+    assert result["proactive_rate"]["base"] == 3

@@ -4,9 +4,9 @@
  * UUID made on the phone, then sent. A form leaves the outbox only once the
  * server has replied with JSON: 201 (stored) or 200 (already stored under
  * that UUID), so a resend never creates a second inspection. Network errors
- * and non-JSON answers (an expired login) keep the form for the next try,
+ * and non-JSON replies (an expired login) keep the form for the next try,
  * which happens when the browser reports the connection back, every 20
- * seconds, on page load and on the "send now" button. Answers with an error
+ * seconds, on page load and on the "send now" button. Replies with an error
  * message (bad input, not your building) stay listed until deleted.
  */
 (function () {
@@ -14,7 +14,7 @@
 
   var OUTBOX_KEY = "firegrid.inspection.outbox.v1";
   var RETRY_MS = 20000;
-  var MAX_SIDE = 1600; // Photos are shrunk to this many pixels per side to fit in localStorage.
+  var MAX_SIDE = 1600; // Longest side in pixels of a stored photo, so that a few fit in localStorage.
 
   var form = document.getElementById("inspection-form");
   if (!form) {
@@ -64,6 +64,13 @@
     writeOutbox(readOutbox().filter(function (record) { return record.client_key !== key; }));
   }
 
+  function localTime(iso) {
+    var moment = new Date(iso);
+    function pad(number) { return (number < 10 ? "0" : "") + number; }
+    return moment.getFullYear() + "-" + pad(moment.getMonth() + 1) + "-" + pad(moment.getDate()) + " " +
+      pad(moment.getHours()) + ":" + pad(moment.getMinutes());
+  }
+
   function renderOutbox() {
     var records = readOutbox();
     outbox.hidden = records.length === 0;
@@ -71,7 +78,7 @@
     records.forEach(function (record) {
       var item = document.createElement("li");
       item.setAttribute("data-key", record.client_key);
-      item.textContent = record.building_label + " · " + record.recorded_at.slice(0, 16).replace("T", " ") +
+      item.textContent = record.building_label + " · " + localTime(record.recorded_at) +
         " · " + (record.error ? message("rejected") + record.error : message("pending"));
       if (record.error) {
         var drop = document.createElement("button");
@@ -191,8 +198,8 @@
         // A login page or a proxy error: keep the form and try again later.
         throw new Error("HTTP " + response.status);
       }
-      return response.json().then(function (answer) {
-        return { status: response.status, answer: answer };
+      return response.json().then(function (reply) {
+        return { status: response.status, reply: reply };
       });
     });
   }
@@ -223,11 +230,11 @@
             var records = readOutbox();
             records.forEach(function (stored) {
               if (stored.client_key === record.client_key) {
-                stored.error = result.answer.error || ("HTTP " + result.status);
+                stored.error = result.reply.error || ("HTTP " + result.status);
               }
             });
             writeOutbox(records);
-            showStatus(message("rejected") + (result.answer.error || result.status));
+            showStatus(message("rejected") + (result.reply.error || result.status));
           }
         });
       });
