@@ -182,8 +182,8 @@ def coverage_report(road_graph, stations, minutes=None, buffer_m=None):
 
     H3 cells are the fine-resolution cells of tickets inside the network's
     extent, judged by their centre. High-risk cells come from the function
-    named by FIREGRID_PATROL_CELL_VALUE (Gi* hot cells until a risk model
-    replaces it).
+    named by FIREGRID_PATROL_CELL_VALUE (the latest risk run, or Gi* hot
+    cells while no risk run exists).
     """
     started = time.perf_counter()
     minutes = settings.FIREGRID_ISOCHRONE_MIN if minutes is None else float(minutes)

@@ -8,8 +8,8 @@ those that cannot be reached with the reason. It then picks and orders the
 others to maximise the value visited within the budget (routing.solver).
 
 The value of an H3 cell comes from the function named by
-FIREGRID_PATROL_CELL_VALUE, hotspot_cell_values() by default, so that a
-risk model can replace it without touching the planner.
+FIREGRID_PATROL_CELL_VALUE: risk_cell_values() by default, the latest risk
+run's probabilities, with Gi* hot cells while no risk run exists.
 """
 import logging
 import math
@@ -29,7 +29,7 @@ from django.utils.translation import gettext_lazy
 from routing.exceptions import PatrolInputError
 from routing.network import node_path, path_line, path_matrix, snap_points, to_wgs84
 from routing.solver import solve_orienteering
-from spatial.models import HotspotRun, Ticket, TicketStatus
+from spatial.models import HotspotRun, RiskRun, Ticket, TicketStatus
 
 logger = logging.getLogger(__name__)
 
@@ -169,8 +169,8 @@ def hotspot_cell_values(area, on_date, limit):
     log2(1 + tickets in the cell), so that among equally significant cells
     the one with more tickets comes first.
 
-    NOTE: a placeholder for the risk model's per-cell risk, which will
-    replace it through FIREGRID_PATROL_CELL_VALUE. ``on_date`` is unused until then.
+    The fallback of ``risk_cell_values`` when no risk run is stored;
+    ``on_date`` is unused.
     """
     run = HotspotRun.objects.order_by("-created_at", "-pk").first()
     if run is None:
@@ -189,6 +189,43 @@ def hotspot_cell_values(area, on_date, limit):
         ))
     candidates.sort(key=lambda candidate: (-candidate.value, candidate.key))
     return candidates[:limit]
+
+
+# A risk cell's stop value is its predicted probability of at least one
+# ticket times this factor, so that a near-certain cell (p = 0.9, value 9)
+# outranks one open ticket (3) and a cell at p = 0.3 does not.
+RISK_VALUE_SCALE = 10.0
+
+
+def risk_cell_values(area, on_date, limit):
+    """Return the ``limit`` riskiest H3 cells of the latest risk run whose centres lie in ``area``.
+
+    The run whose forecast period starts on or before ``on_date`` is used,
+    else the latest one. Without any risk run, Gi* hot cells stand in
+    (``hotspot_cell_values``), so a fresh installation still plans patrols.
+    """
+    runs = RiskRun.objects.order_by("-predicted_start", "-created_at", "-pk")
+    run = runs.filter(predicted_start__lte=on_date).first() if on_date else None
+    run = run or runs.first()
+    if run is None:
+        return hotspot_cell_values(area, on_date, limit)
+
+    prepared_area = area.prepared
+    candidates = []
+    cells = run.cells.order_by("-probability", "h3_cell").values_list("h3_cell", "probability")
+    for cell, probability in cells.iterator(chunk_size=2000):
+        lat, lng = h3.cell_to_latlng(h3.int_to_str(cell))
+        if not prepared_area.contains(Point(lng, lat, srid=4326)):
+            continue
+        candidates.append(StopCandidate(
+            kind="cell", key=h3.int_to_str(cell), lat=lat, lng=lng,
+            value=round(RISK_VALUE_SCALE * float(probability), 3),
+            label=_("风险概率 %(probability).0f%%(风险预测 #%(run)d,%(start)s 起)") % {
+                "probability": 100 * probability, "run": run.pk, "start": run.predicted_start},
+        ))
+        if len(candidates) >= limit:
+            break
+    return candidates
 
 
 def ticket_candidates(area, limit=MAX_TICKET_STOPS):

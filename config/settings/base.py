@@ -184,9 +184,10 @@ FIREGRID_PATROL_SNAP_MAX_M = float(os.environ.get("FIREGRID_PATROL_SNAP_MAX_M", 
 FIREGRID_PATROL_SOLVER_TIME_LIMIT_S = float(os.environ.get("FIREGRID_PATROL_SOLVER_TIME_LIMIT_S", "1.2"))
 FIREGRID_PATROL_MAX_CELLS = int(os.environ.get("FIREGRID_PATROL_MAX_CELLS", "20"))
 # Value of one stop of each kind; an H3 cell's value comes from the function
-# named by FIREGRID_PATROL_CELL_VALUE (dotted path), which a risk model can replace.
+# named by FIREGRID_PATROL_CELL_VALUE (dotted path): the latest risk run's
+# probabilities, or Gi* hot cells while no risk run exists.
 FIREGRID_PATROL_STOP_VALUES = {"ticket": 3.0, "alarm": 5.0, "reinspection": 4.0}
-FIREGRID_PATROL_CELL_VALUE = os.environ.get("FIREGRID_PATROL_CELL_VALUE", "routing.patrol.hotspot_cell_values")
+FIREGRID_PATROL_CELL_VALUE = os.environ.get("FIREGRID_PATROL_CELL_VALUE", "routing.patrol.risk_cell_values")
 # Road network that the patrol and coverage pages use: the path of an OSM
 # file loaded with load_roads (empty: the most recently loaded one).
 FIREGRID_ROAD_FILE = os.environ.get("FIREGRID_ROAD_FILE", "")
