@@ -1,11 +1,16 @@
-"""Admin pages: grid units and heads, departments, the editable rules and templates, read-only history."""
+"""Admin pages: grid units and heads, departments, the editable rules and templates, read-only history.
+
+KPI targets are editable; re-inspections, ratings, callbacks and inspections are read-only.
+"""
 from django import forms
 from django.contrib import admin
 from django.contrib.gis.db import models as gis_models
 from django.utils.translation import gettext_lazy as _
 
+from gridmap.inspections import Inspection, InspectionAnswer
 from gridmap.models import (DeadlineRule, Department, GridUnit, LookupAttempt, Notification, Open311Key,
                             RectificationStandard, RoutingRule, TicketEvent, TicketHandling)
+from gridmap.supervision import Callback, CitizenRating, KpiTarget, Reinspection, ReinspectionDraw
 
 # Geometry fields are edited as WKT or GeoJSON text: the map widget would
 # load OpenLayers from a CDN, which government intranets do not reach.
@@ -89,3 +94,50 @@ class NotificationAdmin(ReadOnlyAdmin):
 class LookupAttemptAdmin(ReadOnlyAdmin):
     list_display = ("client", "number", "at", "success")
     verbose_name = _("查询记录")
+
+
+# Supervision and inspection records are evidence: administrators read them
+# here, and change them only through the pages that keep the events in step.
+@admin.register(ReinspectionDraw)
+class ReinspectionDrawAdmin(ReadOnlyAdmin):
+    list_display = ("period", "period_kind", "seed", "rate", "population", "sample", "created_at", "created_by")
+
+
+@admin.register(Reinspection)
+class ReinspectionAdmin(ReadOnlyAdmin):
+    list_display = ("draw", "ticket", "position", "suspected_fake", "inspector", "result", "inspected_at",
+                    "reopened")
+    list_filter = ("result", "suspected_fake", "reopened")
+    search_fields = ("ticket__external_id",)
+
+
+@admin.register(CitizenRating)
+class CitizenRatingAdmin(ReadOnlyAdmin):
+    list_display = ("ticket", "score", "created_at")
+    list_filter = ("score",)
+    search_fields = ("ticket__external_id",)
+
+
+@admin.register(Callback)
+class CallbackAdmin(ReadOnlyAdmin):
+    list_display = ("ticket", "staff", "called_at", "outcome")
+    list_filter = ("outcome",)
+    search_fields = ("ticket__external_id",)
+
+
+@admin.register(KpiTarget)
+class KpiTargetAdmin(admin.ModelAdmin):
+    list_display = ("kpi", "baseline", "target", "note", "updated_at")
+
+
+@admin.register(Inspection)
+class InspectionAdmin(ReadOnlyAdmin):
+    list_display = ("building", "inspector", "inspected_on", "inspected_at", "received_at")
+    list_filter = ("inspected_on",)
+    search_fields = ("building__code", "building__name")
+
+
+@admin.register(InspectionAnswer)
+class InspectionAnswerAdmin(ReadOnlyAdmin):
+    list_display = ("inspection", "item", "passed", "ticket")
+    list_filter = ("item", "passed")
