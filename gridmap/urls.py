@@ -11,6 +11,7 @@ urlpatterns = [
     path("tickets/<int:pk>/act/<str:action>/", views.ticket_action, name="ticket-action"),
     path("tickets/<int:pk>/reply/", views.ticket_reply, name="ticket-reply"),
     path("tickets/<int:pk>/explain/", views.ticket_explain, name="ticket-explain"),
+    path("tickets/<int:pk>/note/", views.ticket_note, name="ticket-note"),
     path("tickets/photos/<int:pk>/", views.event_photo, name="photo"),
     path("notifications/", views.notifications, name="notifications"),
     path("standards/", views.standards, name="standards"),

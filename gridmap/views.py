@@ -112,6 +112,7 @@ def ticket_detail(request, pk):
         and (has_role(request.user, Role.ADMIN) or (has_role(request.user, Role.HANDLER) and is_lead_member)),
         "can_explain": handling is not None and handling.card == "red" and workflow.is_lead_head(request.user,
                                                                                                  handling),
+        "can_note": workflow.may_add_progress_note(request.user, handling, ticket.status),
         "can_assign": has_role(request.user, Role.ADMIN) and ticket.status in (
             TicketStatus.RECEIVED, TicketStatus.REOPENED, TicketStatus.DISPATCHED),
         "assign_form": AssignForm(),
@@ -156,6 +157,25 @@ def ticket_reply(request, pk):
         messages.error(request, str(error))
     else:
         messages.success(request, _("书面答复已保存。"))
+    return redirect("gridmap:ticket", pk=pk)
+
+
+@require_POST
+@role_required(Role.HANDLER, Role.ADMIN)
+def ticket_note(request, pk):
+    """Add a progress note of the lead or a partner department to the ticket's timeline."""
+    ticket = _ticket_for(request, pk)
+    form = TextForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise InvalidTransition(_("办理进展内容不能为空。"))
+        workflow.add_progress_note(ticket, request.user, form.cleaned_data["text"],
+                                   expected_version=form.cleaned_data["version"])
+    except InvalidTransition as error:
+        logger.info("progress note on ticket %s by user %s rejected: %s", pk, request.user.pk, error)
+        messages.error(request, str(error))
+    else:
+        messages.success(request, _("办理进展已记录。"))
     return redirect("gridmap:ticket", pk=pk)
 
 

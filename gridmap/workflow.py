@@ -184,6 +184,42 @@ def reply(ticket, actor, text, expected_version=None):
     return _append_without_move(ticket, EventKind.REPLY, actor, text, check, change, expected_version)
 
 
+def is_partner_member(user, handling):
+    return handling.partners.filter(members=user).exists()
+
+
+def may_add_progress_note(user, handling, status):
+    """Return True when ``user`` may add a progress note to a dispatched, open ticket.
+
+    Handlers of the lead department and of every partner department may,
+    because 1+3+N cases are worked by several departments; administrators too.
+    """
+    if handling is None or status in (S.RECEIVED, S.CLOSED):
+        return False
+    if has_role(user, Role.ADMIN):
+        return True
+    return has_role(user, Role.HANDLER) and (is_lead_member(user, handling) or is_partner_member(user, handling))
+
+
+def add_progress_note(ticket, actor, text, expected_version=None):
+    """Record a progress note by the lead or a partner department; the status does not change."""
+    text = (text or "").strip()
+    if not text:
+        raise InvalidTransition(_("办理进展内容不能为空。"))
+
+    def check(handling, locked):
+        if locked.status in (S.RECEIVED, S.CLOSED):
+            raise InvalidTransition(_("工单当前状态为“%(status)s”,不能记录办理进展。")
+                                    % {"status": S(locked.status).label})
+        if not may_add_progress_note(actor, handling, locked.status):
+            raise InvalidTransition(_("只有牵头部门或协办部门的承办人可以记录办理进展。"))
+
+    def change(handling, now):
+        pass
+
+    return _append_without_move(ticket, EventKind.NOTE, actor, text, check, change, expected_version)
+
+
 def explain_red_card(ticket, actor, text):
     """Record the lead department head's written explanation of a red card."""
     text = (text or "").strip()
