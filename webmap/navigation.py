@@ -1,7 +1,7 @@
 """Site navigation: the pages each role may open, and the simulated-data notice.
 
 The role tuples are the ones the views themselves check, imported from
-their modules, so a link appears exactly when its page would not answer 403.
+their modules, so a link appears exactly when its page opens instead of returning 403.
 """
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
