@@ -179,3 +179,82 @@ def test_restarts_lose_no_acknowledged_reading(broker, tmp_path):
     # found their session, so the broker kept the queued messages for them.
     assert log.count("(session present: True)") >= 2, log[-2000:]
     assert "iot listener stopped" in log
+
+
+def test_bad_input_burst_fully_acknowledged(broker):
+    """Send over ten times the receive maximum in QoS 1 messages, with duplicates, retained and malformed ones.
+
+    A message that the listener stores but never acknowledges keeps its
+    slot in the broker's in-flight window, and once the window is full the
+    broker stops delivering. So the test counts PUBACKs as well as rows.
+    """
+    sensors = [make_sensor(f"HP-{n}", "hydrant_pressure") for n in range(5)]
+    prefix = f"burst/{uuid.uuid4().hex[:8]}"
+    now = timezone.now() - timedelta(minutes=10)
+    client = publisher(broker.port)
+    retained_topic = f"{prefix}/sensors/HP-0/reading"
+    client.publish(retained_topic, json.dumps(reading("HP-0", 0, now, pressure_mpa=0.35)), qos=1,
+                   retain=True).wait_for_publish(5)
+
+    # batch_messages=20 makes the listener ask for a receive maximum of 40.
+    listener = Listener(broker.url, client_id=f"burst-{uuid.uuid4().hex[:8]}", prefix=prefix, batch_messages=20,
+                        batch_wait_ms=10, offline_check_s=0)
+    acknowledged_mids = []
+    send_ack = listener.client.ack
+
+    def counting_ack(mid, qos):
+        acknowledged_mids.append(mid)
+        return send_ack(mid, qos)
+
+    listener.client.ack = counting_ack
+    thread = threading.Thread(target=listener.run, daemon=True)
+    thread.start()
+    try:
+        assert listener.connected.wait(10), "listener did not connect"
+        # The broker delivers the retained reading after the SUBSCRIBE, so
+        # its arrival shows that the burst will reach the listener.
+        wait_for(lambda: Reading.objects.filter(seq=0).exists(), 10, "the retained reading")
+
+        expected_keys = {(sensors[0].id, 0)}
+        infos = []
+        duplicates = 0
+        malformed = 0
+        for i in range(1, 401):
+            sensor = sensors[i % len(sensors)]
+            topic = f"{prefix}/sensors/{sensor.code}/reading"
+            payload = json.dumps(reading(sensor.code, i, now + timedelta(seconds=i), pressure_mpa=0.35))
+            infos.append(client.publish(topic, payload, qos=1, retain=(i % 50 == 0)))
+            expected_keys.add((sensor.id, i))
+            if i % 7 == 0:
+                infos.append(client.publish(topic, payload, qos=1))
+                duplicates += 1
+            if i % 11 == 0:
+                infos.append(client.publish(topic, b"\x00not json", qos=1))
+                malformed += 1
+            if i % 13 == 0:
+                infos.append(client.publish(f"{prefix}/gateways/gw-1/batch", b'{"readings": []}', qos=1))
+                malformed += 1
+        for info in infos:
+            info.wait_for_publish(10)
+        # The retained reading sent before the burst is one more message.
+        message_count = len(infos) + 1
+
+        def stored_keys():
+            return set(Reading.objects.values_list("sensor_id", "seq"))
+
+        wait_for(lambda: stored_keys() == expected_keys, 60, f"all {len(expected_keys)} valid readings to be stored")
+        wait_for(lambda: len(acknowledged_mids) >= message_count, 30,
+                 f"all {message_count} messages to be acknowledged")
+        assert thread.is_alive()
+        assert listener.stats.messages == message_count
+        assert len(acknowledged_mids) == message_count
+        assert listener.stats.duplicates == duplicates
+        assert DeadLetter.objects.count() == malformed
+    finally:
+        # Clear the retained message so that it stays out of other tests.
+        client.publish(retained_topic, b"", qos=1, retain=True).wait_for_publish(5)
+        client.loop_stop()
+        client.disconnect()
+        listener.stop()
+        thread.join(10)
+    assert not thread.is_alive()
