@@ -68,8 +68,9 @@ local_cluster_dir() {
   fi
 }
 
+# Runs from / because the postgres user may not be allowed into the checkout.
 as_postgres() {
-  if [[ $EUID -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [[ $EUID -eq 0 ]]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 ensure_database() {
