@@ -44,11 +44,13 @@ def test_dashboard_shows_kpis_targets_rankings_overdue_and_charts():
     # 4.29 days is (7.2 - 4.29) / (7.2 - 3.5) = 78.6% of the way to the target.
     assert by_code["mean_close_days"]["progress"] == pytest.approx((7.2 - 30 / 7) / 3.7)
     assert "领导驾驶舱 · 2026年3月" in html
-    assert "口径" in html and "本期受理的工单(不含重复登记)中,来自物联网告警和网格巡查的比例。" in html
+    assert "口径" in html
+    assert "本期受理的工单(不含重复登记)中,来自物联网告警和网格巡查的比例。" in html
     assert "/supervision/kpi/proactive_rate/tickets/?period=2026-03" in html
     # Ranked by on-time rate: housing 2/3, fire 3/6.
     assert [row["name"] for row in figures["departments"]] == ["住建<b>局</b>", "消防救援大队"]
-    assert "住建&lt;b&gt;局&lt;/b&gt;" in html and "住建<b>局</b>" not in html
+    assert "住建&lt;b&gt;局&lt;/b&gt;" in html
+    assert "住建<b>局</b>" not in html
     assert [row["name"] for row in figures["grid_units"]] == ["西社区", "东社区"]
     # T6 and H3 are open and past their deadlines (10 March and 27 April); T6 carries a red card.
     assert (figures["overdue"]["total"], figures["overdue"]["red"], figures["cards"]["red"]) == (2, 1, 1)
@@ -60,12 +62,14 @@ def test_dashboard_shows_kpis_targets_rankings_overdue_and_charts():
 @pytest.mark.django_db
 def test_bad_period_is_a_clear_error():
     page = logged_in("leader").get("/dashboard/?period=2026-13")
-    assert page.status_code == 400 and "周期 “2026-13” 无效" in page.content.decode()
+    assert page.status_code == 400
+    assert "周期 “2026-13” 无效" in page.content.decode()
     assert logged_in("leader", name="l2").get("/dashboard/?kind=decade").status_code == 400
 
 
 @pytest.mark.django_db
-def test_kpi_drill_down_lists_the_tickets_behind_a_figure():
+def test_kpi_drill_down_lists_tickets():
+    """The KPI drill-down lists the tickets behind a figure."""
     units, _tickets = build_kpi_world()
     client = logged_in("leader")
     page = client.get("/supervision/kpi/proactive_rate/tickets/?period=2026-03")
@@ -93,11 +97,17 @@ def test_administrators_set_targets_and_leaders_cannot():
     assert kpi.targets()["repeat_rate"] == (0.3, 0.12)
 
 
-def test_charts_escape_labels_and_leave_gaps_for_missing_values():
+def test_charts_escape_labels_and_gaps():
+    """Charts escape labels and leave gaps for missing values."""
     svg = dashboard.bar_chart("<t>", [("<script>", 0.5), ("无数据", None)], "rate")
-    assert "<script>" not in svg and "&lt;script&gt;" in svg and "50%" in svg and "无数据" not in svg
+    assert "<script>" not in svg
+    assert "&lt;script&gt;" in svg
+    assert "50%" in svg
+    assert "无数据" not in svg
     line = dashboard.line_chart("趋势", ["1", "2", "3", "4"], [0.2, None, 0.4, 0.5], "rate", target=0.3)
-    assert line.count("<polyline") == 2 and line.count("<circle") == 3 and "目标" in line
+    assert line.count("<polyline") == 2
+    assert line.count("<circle") == 3
+    assert "目标" in line
 
 
 @pytest.mark.django_db
@@ -114,7 +124,9 @@ def test_heatmap_merges_cells_up_to_the_cell_limit():
     counts, resolution = dashboard.heat_cells(period)
     assert (len(counts), resolution, sum(counts.values())) == (len(cells), 9, len(cells))
     merged, coarser = dashboard.heat_cells(period, max_cells=5)
-    assert coarser < 9 and len(merged) <= 5 and sum(merged.values()) == len(cells)
+    assert coarser < 9
+    assert len(merged) <= 5
+    assert sum(merged.values()) == len(cells)
     assert dashboard.heatmap_svg(counts).count("<polygon") == len(cells)
 
 
@@ -124,4 +136,5 @@ def test_dashboard_shows_the_period_draw():
     make_user("inspector", "grid_head")
     reinspection.draw(kpi.parse_period("2026-03"), seed=3, rate=0.5)
     html = logged_in("leader").get("/dashboard/?period=2026-03").content.decode()
-    assert "随机种子 3" in html and "随机抽取 4 件" in html
+    assert "随机种子 3" in html
+    assert "随机抽取 4 件" in html
