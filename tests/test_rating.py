@@ -16,26 +16,32 @@ def rate(client, number, last4, score, comment=""):
 
 
 @pytest.mark.django_db
-def test_lookup_page_offers_the_rating_form_for_a_closed_unrated_ticket_only():
+def test_rating_form_closed_unrated_only():
+    """The lookup page offers the rating form for a closed, unrated ticket only."""
     build_kpi_world()
     client = Client()
     closed = client.post("/lookup/", {"number": "T4", "phone_last4": "5678"}).content.decode()
-    assert 'action="/lookup/rate/"' in closed and 'name="phone_last4" value="5678"' in closed
+    assert 'action="/lookup/rate/"' in closed
+    assert 'name="phone_last4" value="5678"' in closed
     rated = client.post("/lookup/", {"number": "T1", "phone_last4": "5678"}).content.decode()
-    assert "您已评价:5 分" in rated and 'action="/lookup/rate/"' not in rated
+    assert "您已评价:5 分" in rated
+    assert 'action="/lookup/rate/"' not in rated
     still_open = client.post("/lookup/", {"number": "T6", "phone_last4": "5678"}).content.decode()
     assert "评价办理情况" not in still_open
 
 
 @pytest.mark.django_db
-def test_a_citizen_rates_once_and_the_rating_feeds_the_department_kpis():
+def test_rating_once_feeds_department_kpis():
+    """A citizen rates once, and the rating feeds the department KPIs."""
     build_kpi_world()
     client = Client()
     response = rate(client, "T4", "5678", "5", "<script>x</script>处理及时")
-    assert response.status_code == 201 and "评价已提交" in response.content.decode()
+    assert response.status_code == 201
+    assert "评价已提交" in response.content.decode()
     assert CitizenRating.objects.get(ticket__external_id="T4").comment == "<script>x</script>处理及时"
     again = rate(client, "T4", "5678", "1")
-    assert again.status_code == 409 and "每件工单只能评价一次" in again.content.decode()
+    assert again.status_code == 409
+    assert "每件工单只能评价一次" in again.content.decode()
     assert CitizenRating.objects.get(ticket__external_id="T4").score == 5
     fire = Department.objects.get(code="fire").pk
     figures = kpi.compute_grouped(MARCH, "department")[fire]
@@ -49,11 +55,13 @@ def test_bad_ratings_are_refused_with_a_reason():
     build_kpi_world()
     client = Client()
     wrong_phone = rate(client, "T4", "0000", "4")
-    assert wrong_phone.status_code == 404 and "只能评价本人已办结的工单" in wrong_phone.content.decode()
+    assert wrong_phone.status_code == 404
+    assert "只能评价本人已办结的工单" in wrong_phone.content.decode()
     not_closed = rate(client, "T6", "5678", "4")
     assert not_closed.status_code == 404
     out_of_range = rate(client, "T4", "5678", "6")
-    assert out_of_range.status_code == 400 and "请选择 1 到 5 分" in out_of_range.content.decode()
+    assert out_of_range.status_code == 400
+    assert "请选择 1 到 5 分" in out_of_range.content.decode()
     assert client.get("/lookup/rate/").status_code == 405
     assert not CitizenRating.objects.filter(ticket__external_id__in=["T4", "T6"]).exists()
 
@@ -70,7 +78,8 @@ def test_guessing_phone_endings_is_rate_limited(settings):
 
 
 @pytest.mark.django_db
-def test_staff_record_callbacks_on_closed_tickets_they_may_see():
+def test_staff_callbacks_on_visible_closed_tickets():
+    """Staff record callbacks on closed tickets they may see."""
     _units, tickets = build_kpi_world()
     handler = make_user("fire_staff", "handler")
     Department.objects.get(code="fire").members.add(handler)
