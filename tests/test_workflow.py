@@ -81,17 +81,21 @@ def test_unmatched_ticket_goes_to_the_dispatch_queue_once():
     handling = dispatch_ticket(ticket)
     dispatch_ticket(ticket)
     ticket.refresh_from_db()
-    assert ticket.status == "received" and handling.in_dispatch_queue and handling.lead is None
+    assert ticket.status == "received"
+    assert handling.in_dispatch_queue
+    assert handling.lead is None
     assert list(TicketEvent.objects.filter(ticket=ticket).values_list("kind", "note")) == [
         ("assignment", "没有派单规则命中,已转人工派单队列")]
     admin = make_user("dispatcher", "admin")
     handling = assign(ticket, department("market"), [department("fire"), department("market")], actor=admin)
-    assert not handling.in_dispatch_queue and handling.lead.code == "market"
+    assert not handling.in_dispatch_queue
+    assert handling.lead.code == "market"
     assert list(handling.partners.values_list("code", flat=True)) == ["fire"]
     assert handling.deadline_rule.name == "其他工单5个工作日内办结"
 
 
-def test_property_ticket_gets_one_working_day_for_a_reply_across_national_day():
+def test_property_reply_deadline_over_national_day():
+    """A property ticket gets one working day for a reply across the National Day holiday."""
     ticket = make_ticket("W6", category="ebike_charging")
     handling = TicketHandling.objects.create(ticket=ticket, lead=department("fire"))
     handling.partners.set([department("property")])
@@ -123,7 +127,8 @@ def test_full_walk_with_events_and_refusals(fire_staff):
     workflow.reply(ticket, handler, "已清理通道并设置禁停标识。")
     workflow.perform(ticket, "close", head)
     ticket.refresh_from_db()
-    assert ticket.status == "closed" and ticket.closed_at is not None
+    assert ticket.status == "closed"
+    assert ticket.closed_at is not None
     steps = list(TicketEvent.objects.filter(ticket=ticket).values_list("kind", "from_status", "to_status",
                                                                        "actor__username"))
     assert steps == [
@@ -138,7 +143,8 @@ def test_full_walk_with_events_and_refusals(fire_staff):
     admin = make_user("dispatcher", "admin")
     workflow.perform(ticket, "reopen", admin, note="市民回访不满意")
     ticket.refresh_from_db()
-    assert ticket.status == "reopened" and ticket.closed_at is None
+    assert ticket.status == "reopened"
+    assert ticket.closed_at is None
 
 
 def test_red_card_needs_the_heads_explanation_before_closing(fire_staff):
@@ -168,7 +174,8 @@ def test_stale_version_is_refused(fire_staff):
         workflow.perform(ticket, "on_site", fire_staff["other"], expected_version=seen)
 
 
-def test_events_cannot_be_changed_or_deleted_even_in_sql():
+def test_events_append_only_even_in_sql():
+    """Ticket events cannot be changed or deleted, even in SQL."""
     ticket = make_ticket("W10")
     dispatch_ticket(ticket)
     event = TicketEvent.objects.get(ticket=ticket)
