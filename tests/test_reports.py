@@ -32,7 +32,9 @@ def test_xlsx_report_has_the_dashboards_figures():
     kpi_rows = list(sheet.iter_rows(min_row=5, values_only=True))
     assert len(kpi_rows) == len(kpi.KPIS)
     for cells, row in zip(kpi_rows, figures["kpis"]):
-        assert cells[1] == row["label"] and cells[3] == row["text"] and cells[10] == row["definition"]
+        assert cells[1] == row["label"]
+        assert cells[3] == row["text"]
+        assert cells[10] == row["definition"]
         assert cells[2] == (pytest.approx(row["value"]) if row["value"] is not None else None)
         assert (cells[4], cells[5], cells[6], cells[7]) == (row["hits"], row["base"], row["baseline"], row["target"])
     ranking = list(book["部门排名"].iter_rows(min_row=2, values_only=True))
@@ -48,14 +50,18 @@ def test_xlsx_report_has_the_dashboards_figures():
 
 
 @pytest.mark.django_db
-def test_pdf_report_is_an_a4_document_with_the_chinese_font_embedded():
+def test_pdf_report_a4_with_chinese_font():
+    """The PDF report is an A4 document with the Chinese font embedded."""
     build_kpi_world()
     client, figures = dashboard_figures("2026-03")
     response = client.get("/dashboard/report.pdf?period=2026-03")
-    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
     data = response.content
-    assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
-    assert b"WenQuanYi" in data and b"/MediaBox [ 0 0 595.2756 841.8898 ]" in data
+    assert data.startswith(b"%PDF-")
+    assert data.rstrip().endswith(b"%%EOF")
+    assert b"WenQuanYi" in data
+    assert b"/MediaBox [ 0 0 595.2756 841.8898 ]" in data
     pypdf = pytest.importorskip("pypdf", reason="pypdf reads the PDF's text back; without it only the format is checked")
     text = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(data)).pages)
     for row in figures["kpis"]:
@@ -84,7 +90,8 @@ def test_missing_font_is_a_clear_error(settings, tmp_path):
         reports.build_pdf(reports.collect(kpi.parse_period("2026-03")))
 
 
-def test_previous_period_is_the_last_complete_week_or_month():
+def test_previous_period_week_and_month():
+    """The previous period is the last complete week or month."""
     import datetime
     from zoneinfo import ZoneInfo
     now = datetime.datetime(2026, 3, 4, 8, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
