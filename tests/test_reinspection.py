@@ -38,7 +38,8 @@ def build_staff(units):
 
 
 @pytest.mark.django_db
-def test_draw_takes_ten_percent_rounded_up_and_never_a_handler_as_inspector():
+def test_draw_sample_size_and_inspectors():
+    """The draw takes ten percent rounded up and never picks a handler as inspector."""
     units, tickets = build_kpi_world()
     staff = build_staff(units)
     record = reinspection.draw(MARCH, seed=11, rate=1.0)
@@ -85,7 +86,8 @@ def test_suspected_tickets_weigh_more():
 
 
 @pytest.mark.django_db
-def test_a_period_is_drawn_once_and_bad_input_is_refused():
+def test_draw_once_rejects_bad_input():
+    """A period is drawn once, and bad input is rejected."""
     units, _tickets = build_kpi_world()
     build_staff(units)
     reinspection.draw(MARCH, seed=1)
@@ -99,7 +101,8 @@ def test_a_period_is_drawn_once_and_bad_input_is_refused():
 
 
 @pytest.mark.django_db
-def test_no_eligible_inspector_is_a_clear_error_and_stores_nothing():
+def test_draw_without_eligible_inspector():
+    """No eligible inspector raises a clear error and stores nothing."""
     build_kpi_world()
     with pytest.raises(reinspection.ReinspectionError, match="没有可抽取的复查人员"):
         reinspection.draw(MARCH, seed=1)
@@ -122,7 +125,8 @@ def test_command_draws_prints_and_replays():
 
 
 @pytest.mark.django_db
-def test_failed_reinspection_reopens_the_ticket_and_counts_against_the_department():
+def test_failed_reinspection_reopens_ticket():
+    """A failed reinspection reopens the ticket and counts against the department."""
     units, tickets = build_kpi_world()
     staff = build_staff(units)
     record = reinspection.draw(MARCH, seed=5, rate=1.0)
@@ -162,7 +166,10 @@ def test_public_page_shows_results_without_personal_data():
     page = Client().get("/public/reinspections/?period=2026-03")
     assert page.status_code == 200
     html = page.content.decode()
-    assert "2026年3月" in html and "T1" in html and "整改属实" in html and "疑似虚假整改" in html
+    assert "2026年3月" in html
+    assert "T1" in html
+    assert "整改属实" in html
+    assert "疑似虚假整改" in html
     for secret in ("李四", "13812345678", "5678", row.inspector.username, "已清理"):
         assert secret not in html
     assert Client().get("/public/reinspections/?period=2026-13").status_code == 400
@@ -178,12 +185,14 @@ def test_inspector_records_a_result_through_the_page():
     inspector = Client()
     inspector.force_login(row.inspector)
     listing = inspector.get("/supervision/reinspections/")
-    assert listing.status_code == 200 and "T4" in listing.content.decode()
+    assert listing.status_code == 200
+    assert "T4" in listing.content.decode()
     intruder = Client()
     intruder.force_login(staff["fire"])
     assert intruder.get(f"/supervision/reinspections/{row.pk}/").status_code == 404
     bad = inspector.post(f"/supervision/reinspections/{row.pk}/", {"result": "failed", "note": ""})
-    assert bad.status_code == 400 and "须上传至少一张现场照片" in bad.content.decode()
+    assert bad.status_code == 400
+    assert "须上传至少一张现场照片" in bad.content.decode()
     done = inspector.post(f"/supervision/reinspections/{row.pk}/",
                           {"result": "failed", "note": "仍有飞线充电", "photos": [photo()]})
     assert done.status_code == 302
