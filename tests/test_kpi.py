@@ -34,7 +34,8 @@ def test_parse_period_kinds_and_bounds():
 
 
 @pytest.mark.parametrize("text", ["2026-13", "2026-Q5", "2026-W60", "March", "", "2026/03"])
-def test_parse_period_rejects_bad_input_with_the_accepted_forms(text):
+def test_parse_period_rejects_bad_input(text):
+    """The error message lists the accepted period forms."""
     with pytest.raises(kpi.KpiError, match=re.escape("请写成 2026-W09(周)、2026-03(月)、2026-Q1(季度)或 2026(年)。")):
         kpi.parse_period(text)
 
@@ -57,7 +58,8 @@ def test_overall_kpis_of_the_month():
 
 
 @pytest.mark.django_db
-def test_kpis_per_department_and_grid_unit_agree_with_filtered_scopes():
+def test_kpis_per_scope_match_filters():
+    """KPIs per department and grid unit agree with the filtered scopes."""
     units, _tickets = build_kpi_world()
     period = kpi.parse_period(MARCH)
     fire, housing = Department.objects.get(code="fire"), Department.objects.get(code="housing")
@@ -79,7 +81,8 @@ def test_kpis_per_department_and_grid_unit_agree_with_filtered_scopes():
 
 
 @pytest.mark.django_db
-def test_breakdown_is_four_queries_and_matches_the_scoped_figures():
+def test_breakdown_queries_and_figures():
+    """The breakdown runs in four queries and matches the scoped figures."""
     units, _tickets = build_kpi_world()
     period = kpi.parse_period(MARCH)
     with CaptureQueriesContext(connection) as queries:
@@ -96,7 +99,8 @@ def test_breakdown_is_four_queries_and_matches_the_scoped_figures():
 
 
 @pytest.mark.django_db
-def test_trend_has_every_period_with_empty_ones_as_none():
+def test_trend_empty_periods_as_none():
+    """The trend has every period, with empty ones as None."""
     build_kpi_world()
     series = kpi.compute_trend(kpi.parse_period("2026-04"), count=3)
     assert [period.key for period, _row in series] == ["2026-02", "2026-03", "2026-04"]
@@ -107,7 +111,8 @@ def test_trend_has_every_period_with_empty_ones_as_none():
 
 
 @pytest.mark.django_db
-def test_drill_down_lists_the_base_tickets_and_marks_the_hits():
+def test_drill_down_marks_hits():
+    """The drill-down lists the base tickets and marks the hits."""
     build_kpi_world()
     period = kpi.parse_period(MARCH)
     rows = kpi.kpi_tickets("proactive_rate", period).order_by("external_id")
@@ -121,7 +126,8 @@ def test_drill_down_lists_the_base_tickets_and_marks_the_hits():
 
 
 @pytest.mark.django_db
-def test_targets_default_to_the_study_and_can_be_set():
+def test_targets_default_and_set():
+    """KPI targets have default values and can be set."""
     assert kpi.targets()["mean_close_days"] == (7.2, 3.5)
     assert kpi.targets()["repeat_rate"] == (0.31, 0.15)
     KpiTarget.objects.create(kpi="repeat_rate", baseline=0.3, target=0.1)
