@@ -22,7 +22,8 @@ def ticket():
     return ticket
 
 
-def test_owner_sees_progress_reply_and_standard_but_no_personal_data(ticket):
+def test_owner_lookup_hides_personal_data(ticket):
+    """The owner sees progress, the reply and the standard, but no personal data."""
     response = Client().post("/lookup/", {"number": "12345-001", "phone_last4": "5678"})
     html = response.content.decode()
     assert response.status_code == 200
@@ -34,7 +35,8 @@ def test_owner_sees_progress_reply_and_standard_but_no_personal_data(ticket):
     assert response["Cache-Control"].startswith("max-age=0")
 
 
-def test_wrong_digits_and_unknown_numbers_get_the_same_answer(ticket):
+def test_wrong_digits_like_unknown_number(ticket):
+    """Wrong phone digits and unknown numbers get the same response."""
     client = Client()
     wrong = client.post("/lookup/", {"number": "12345-001", "phone_last4": "0000"})
     unknown = client.post("/lookup/", {"number": "nope", "phone_last4": "5678"})
@@ -46,12 +48,15 @@ def test_wrong_digits_and_unknown_numbers_get_the_same_answer(ticket):
     assert "请输入来电号码的后四位数字。" in invalid.content.decode()
 
 
-def test_same_number_in_two_sources_shows_only_the_callers_ticket(ticket):
+def test_same_number_two_sources(ticket):
+    """The same number in two sources shows only the caller's ticket."""
     from spatial.models import Ticket
     Ticket.objects.create(source_system="other", external_id="12345-001", received_at=ticket.received_at,
                           complainant_phone="13900009999", description="王五的投诉")
     html = Client().post("/lookup/", {"number": "12345-001", "phone_last4": "9999"}).content.decode()
-    assert "139****9999" in html and "138****5678" not in html and "已责成物业清理楼道。" not in html
+    assert "139****9999" in html
+    assert "138****5678" not in html
+    assert "已责成物业清理楼道。" not in html
 
 
 def test_failures_are_limited_per_client_and_per_number(ticket, settings):
@@ -60,7 +65,8 @@ def test_failures_are_limited_per_client_and_per_number(ticket, settings):
     for digits in ("0001", "0002", "0003"):
         assert client.post("/lookup/", {"number": "12345-001", "phone_last4": digits}).status_code == 404
     limited = client.post("/lookup/", {"number": "12345-001", "phone_last4": "5678"})
-    assert limited.status_code == 429 and "查询过于频繁" in limited.content.decode()
+    assert limited.status_code == 429
+    assert "查询过于频繁" in limited.content.decode()
     # Another address guessing the same number is limited too.
     assert Client(REMOTE_ADDR="10.0.0.2").post(
         "/lookup/", {"number": "12345-001", "phone_last4": "5678"}).status_code == 429
