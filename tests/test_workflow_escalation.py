@@ -77,7 +77,8 @@ def test_escalation_climbs_the_grid_and_cards_once(carded_setup):
     assert mail.outbox[-1].body == "红牌:工单 E1"
 
 
-def test_met_milestone_stops_escalation_and_late_tickets_jump_to_red(carded_setup):
+def test_met_milestone_stops_escalation(carded_setup):
+    """A met milestone stops escalation, and late tickets jump to red."""
     ticket, _units = carded_setup
     handler = make_user("h", "handler")
     department("fire").members.add(handler)
@@ -109,7 +110,8 @@ def test_assignment_notice_in_the_inbox_and_by_email(django_capture_on_commit_ca
     with django_capture_on_commit_callbacks(execute=True):
         dispatch_ticket(ticket)
     notification = Notification.objects.get(user=handler)
-    assert notification.kind == "assignment" and notification.emailed_at is not None
+    assert notification.kind == "assignment"
+    assert notification.emailed_at is not None
     assert notification.message.startswith("工单 N1 已派至消防救援大队,办理时限 2026-")
     assert [message.to for message in mail.outbox] == [["inbox@example.org"]]
     from django.test import Client
