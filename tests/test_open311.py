@@ -43,7 +43,8 @@ def test_services_list_xml_and_json(client):
 def test_service_definition(client):
     # GET https://[API endpoint]/services/033.xml?jurisdiction_id=city.gov (our codes are category names)
     root = xml(client.get(f"{BASE}/services/fire_lane.xml", {"jurisdiction_id": "city.gov"}))
-    assert root.tag == "service_definition" and root.findtext("service_code") == "fire_lane"
+    assert root.tag == "service_definition"
+    assert root.findtext("service_code") == "fire_lane"
     attribute = root.find("attributes/attribute")
     assert (attribute.findtext("variable"), attribute.findtext("code"), attribute.findtext("datatype"),
             attribute.findtext("required"), attribute.findtext("order")) == (
@@ -118,7 +119,8 @@ def test_get_requests_with_the_standard_filters(client):
         "service_request_id", "status", "status_notes", "service_name", "service_code", "description",
         "agency_responsible", "service_notice", "requested_datetime", "updated_datetime", "expected_datetime",
         "address", "address_id", "zipcode", "lat", "long", "media_url"]
-    assert first.findtext("status") == "open" and first.findtext("requested_datetime") == "2010-06-01T09:00:00+08:00"
+    assert first.findtext("status") == "open"
+    assert first.findtext("requested_datetime") == "2010-06-01T09:00:00+08:00"
     assert first.findtext("description") == "电话138****5678"
     assert b"13812345678" not in client.get(f"{BASE}/requests.json", {"start_date": "2010-01-01T00:00:00Z"}).content
     closed = json.loads(client.get(f"{BASE}/requests.json", {"start_date": "2010-01-01T00:00:00Z",
