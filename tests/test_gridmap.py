@@ -58,7 +58,8 @@ def test_geopackage_and_shapefile_give_the_same_units(tmp_path):
     assert area_gpkg == pytest.approx(0.04, rel=1e-12)
 
 
-def test_level_clash_and_bad_files_are_refused_without_writing(tmp_path):
+def test_import_rejects_clash_and_bad_files(tmp_path):
+    """A level clash and bad files are rejected without writing anything."""
     import_grid(FIXTURES / "county.geojson", GridLevel.COUNTY)
     with pytest.raises(GridImportError, match="编码 C1 已是县级大网格"):
         import_grid(FIXTURES / "county.geojson", GridLevel.COMMUNITY)
@@ -86,7 +87,8 @@ def test_import_grid_command_prints_the_report(capsys):
 
 
 @pytest.mark.parametrize("per_unit_from", [20_000, 1])
-def test_placement_contained_nearest_and_county_in_set_based_statements(per_unit_from, monkeypatch):
+def test_placement_set_based_statements(per_unit_from, monkeypatch):
+    """Placement covers contained, nearest and county cases in set-based statements."""
     # Both strategies (a grid probe per ticket, a point probe per unit) must agree.
     monkeypatch.setattr("gridmap.dispatch.PER_UNIT_MIN_TICKETS", per_unit_from)
     units = build_grid()
