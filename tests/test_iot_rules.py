@@ -60,7 +60,8 @@ def test_lane_occupied_over_five_minutes_opens_one_ticket():
     assert Sensor.objects.get().status == SensorStatus.ALARM
 
 
-def test_lane_clears_after_free_time_then_new_spell_new_ticket():
+def test_lane_clear_then_new_ticket():
+    """The lane clears after the free time, and a new spell opens a new ticket."""
     make_sensor("LR-1", "lane_radar", thresholds={"free_clear_s": 90})
     values = [True] * 12 + [False] * 3 + [True] + [False] * 4 + [True] * 12
     feed_one_by_one(series("LR-1", T0, 30, values, "occupied"))
