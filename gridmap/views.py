@@ -7,6 +7,7 @@ from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from gridmap import workflow
@@ -21,12 +22,14 @@ from spatial.models import Ticket, TicketStatus
 
 logger = logging.getLogger(__name__)
 
+# Lazy, because the labels are built at import time and must follow the
+# language of each request.
 ACTION_LABELS = {
-    "accept": _("接单"),
-    "on_site": _("到场处置"),
-    "rectify": _("提交整改"),
-    "close": _("办结"),
-    "reopen": _("重新打开"),
+    "accept": gettext_lazy("接单"),
+    "on_site": gettext_lazy("到场处置"),
+    "rectify": gettext_lazy("提交整改"),
+    "close": gettext_lazy("办结"),
+    "reopen": gettext_lazy("重新打开"),
 }
 
 

@@ -85,3 +85,15 @@ def test_closed_ticket_takes_no_note():
 
     assert "不能记录办理进展" in response.content.decode()
     assert not TicketEvent.objects.filter(ticket=ticket, kind="note").exists()
+
+
+@pytest.mark.django_db
+def test_action_buttons_follow_language():
+    users, ticket, handling, _partner_handler = dispatched_with_partner()
+    handler = client_for(users["handler"])
+
+    chinese = handler.get(f"/tickets/{ticket.pk}/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    english = handler.get(f"/tickets/{ticket.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    assert ">接单<" in chinese
+    assert ">Accept<" in english
