@@ -220,7 +220,7 @@ class Card(models.TextChoices):
 
 
 class TicketHandling(models.Model):
-    """Who handles a ticket, by when, and how far it has escalated.
+    """Handling of a ticket: departments, deadline and escalation.
 
     ``due_at`` is the promised time of ``milestone`` counted from
     ``started_at`` (the dispatch). ``yellow_at`` and ``red_at`` are the
@@ -336,7 +336,7 @@ class EventPhoto(models.Model):
 
 
 class RectificationStandard(models.Model):
-    """What must be fixed for a category, the rule that applies and the evidence that closes the ticket.
+    """Rectification standard of a category: what must be fixed, the rule that applies and the evidence that closes the ticket.
 
     Shown to the handler and on the citizen's lookup page.
     """

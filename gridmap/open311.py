@@ -135,7 +135,7 @@ def _service(category):
 
 @_endpoint({"GET"})
 def discovery(request, fmt):
-    """Where the endpoint is and which specification it follows."""
+    """Return where the endpoint is and which specification it follows."""
     item = {"changeset": "2026-12-04T00:00:00+08:00", "contact": settings.DEFAULT_FROM_EMAIL,
             "key_service": settings.DEFAULT_FROM_EMAIL,
             "endpoints": {"specification": "http://wiki.open311.org/GeoReport_v2",
@@ -157,7 +157,7 @@ def services(request, fmt):
 
 @_endpoint({"GET"})
 def service_definition(request, code, fmt):
-    """GET Service Definition: the attributes a service asks for."""
+    """Return the attributes a service requires (GET Service Definition)."""
     category = next((category for category in Category if category.value == code), None)
     if category is None:
         raise Open311Error(404, _("没有服务代码 %(code)s。") % {"code": code})
@@ -263,7 +263,7 @@ def requests(request, fmt):
 
 @_endpoint({"GET"})
 def single_request(request, request_id, fmt):
-    """GET Service Request: one request by its id (a list, as the specification says)."""
+    """Return one request by its id, as a one-item list as the specification defines (GET Service Request)."""
     tickets = Ticket.objects.filter(external_id=request_id).order_by("pk")
     if not tickets.exists():
         raise Open311Error(404, _("没有编号为 %(id)s 的服务请求。") % {"id": request_id})

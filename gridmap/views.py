@@ -87,7 +87,7 @@ def _ticket_for(request, pk):
 
 @role_required(*WORKFLOW_ROLES)
 def ticket_detail(request, pk):
-    """A ticket's data, deadline, standard, timeline and the actions the user may take."""
+    """Show a ticket's data, deadline, standard, timeline and the actions the user may take."""
     ticket = _ticket_for(request, pk)
     handling = TicketHandling.objects.filter(ticket=ticket).select_related(
         "lead", "escalated_to", "deadline_rule", "red_explained_by").first()
@@ -212,7 +212,7 @@ def event_photo(request, pk):
 
 @role_required(*Role.values)
 def notifications(request):
-    """The user's inbox; POST marks everything read."""
+    """Show the user's inbox; a POST marks every notification read."""
     inbox = Notification.objects.filter(user=request.user).select_related("ticket")
     if request.method == "POST":
         inbox.filter(read_at__isnull=True).update(read_at=timezone.now())
@@ -223,6 +223,6 @@ def notifications(request):
 
 @role_required(*Role.values)
 def standards(request):
-    """The rectification standards per category."""
+    """List the rectification standards per category."""
     return render(request, "gridmap/standards.html", {"standards": RectificationStandard.objects.all()})
 

@@ -49,7 +49,7 @@ _NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(mph|km/h|kmh|kph)?\s*$", re.IGNORE
 
 @dataclass
 class LoadReport:
-    """What a load read, kept and dropped, stored with the cached graph."""
+    """Report of a load: what was read, kept and dropped, stored with the cached graph."""
 
     path: str
     sha256: str

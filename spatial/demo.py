@@ -8,7 +8,7 @@ blocked fire lanes 19%. The rest are separation distances, flammable
 storage and electrical hazards. 38% of tickets fall in the core
 commercial district, 27% in old residential quarters and 15% in
 industrial parks. Every ticket, name and phone number is invented, and
-the import marks the batch as simulated so that pages say so.
+the import marks the batch as simulated so that pages show a notice.
 """
 import csv
 import json
@@ -114,7 +114,7 @@ def write_demo_zones(path, vertices=48):
     """Write the three rings of the simulated county as a GeoJSON file of polygons; return the path.
 
     Each ring is a circle of twice its zone's spread around the zone's
-    centre, which holds about 86% of the zone's simulated tickets.
+    centre, which contains about 86% of the zone's simulated tickets.
     """
     features = []
     for (name, (lat, lng), spread_m, _share, _places), zone_type in zip(ZONES, DEMO_ZONE_TYPES):

@@ -14,7 +14,7 @@
 
   var OUTBOX_KEY = "firegrid.inspection.outbox.v1";
   var RETRY_MS = 20000;
-  var MAX_SIDE = 1600; // Longest side in pixels of a stored photo, so that a few fit in localStorage.
+  var MAX_SIDE = 1600; // Maximum side in pixels of a stored photo, so that a few fit in localStorage.
   // NOTE: browsers give a site about 5 MB of localStorage (an estimate, it varies), so a handful of kept forms
   // with several photos can fill it. The page then says so and leaves the form filled. IndexedDB would hold more.
 
