@@ -23,8 +23,9 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone as dt_timezone
 
+import orjson
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from iot import rules
@@ -38,6 +39,8 @@ logger = logging.getLogger(__name__)
 DEAD_LETTER_MAX_CHARS = 10_000
 MAX_READINGS_PER_PAYLOAD = 10_000
 SEQ_MAX = 2**63 - 1
+# Unix seconds past this (year 9999) are out of datetime's range.
+UNIX_SECONDS_MAX = 253_402_300_800
 # Rejections logged one by one per batch; the rest are counted in one line.
 MAX_LOGGED_REJECTIONS = 20
 
@@ -116,9 +119,12 @@ class SensorDirectory:
         self._by_code = {row[1]: SensorInfo(*row) for row in rows}
         self._loaded_at = time.monotonic()
 
-    def get(self, code):
+    def refresh(self):
+        """Reload when the directory is older than ``max_age_s``; call once per batch."""
         if self._loaded_at is not None and time.monotonic() - self._loaded_at > self.max_age_s:
             self.reload()
+
+    def get(self, code):
         info = self._by_code.get(code)
         if info is None:
             stale = self._loaded_at is None or time.monotonic() - self._loaded_at >= self.reload_interval_s
@@ -167,10 +173,10 @@ def _check_values(values, info):
 
 def parse_reading(obj, message, directory, received_at, max_future):
     """Check one reading object and return a :class:`ParsedReading`, or raise PayloadError."""
-    if not isinstance(obj, dict):
+    if obj.__class__ is not dict:
         raise PayloadError("a reading must be a JSON object", message.topic_sensor)
     code = obj.get("sensor", message.topic_sensor)
-    if not isinstance(code, str) or not code:
+    if code.__class__ is not str or not code:
         raise PayloadError("sensor is missing; send the sensor code as a string", message.topic_sensor)
     code = code[:64]
     if message.topic_sensor and code != message.topic_sensor:
@@ -184,9 +190,15 @@ def parse_reading(obj, message, directory, received_at, max_future):
         raise PayloadError(f"sensor {code!r} belongs to another gateway", code)
 
     seq = obj.get("seq")
-    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= SEQ_MAX:
+    # The class test (not isinstance) also rejects booleans.
+    if seq.__class__ is not int or not 0 <= seq <= SEQ_MAX:
         raise PayloadError(f"seq must be an integer from 0 to 2^63-1, got {seq!r}"[:200], code)
-    device_time = _parse_device_time(obj.get("device_time"), code)
+    raw_time = obj.get("device_time")
+    if raw_time.__class__ is float and 0 <= raw_time < UNIX_SECONDS_MAX:
+        # The common case, kept out of the checks of _parse_device_time.
+        device_time = datetime.fromtimestamp(raw_time, tz=dt_timezone.utc)
+    else:
+        device_time = _parse_device_time(raw_time, code)
     values = obj.get("values")
     _check_values(values, info)
 
@@ -199,8 +211,8 @@ def parse_reading(obj, message, directory, received_at, max_future):
 def split_payload(payload, topic_sensor=""):
     """Decode one payload into a list of reading objects, or raise PayloadError for the whole payload."""
     try:
-        document = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as error:
+        document = orjson.loads(payload)
+    except orjson.JSONDecodeError as error:
         raise PayloadError(f"payload is not UTF-8 JSON: {error}"[:200], topic_sensor) from None
     if isinstance(document, dict) and "readings" in document:
         document = document["readings"]
@@ -224,61 +236,145 @@ def _payload_text(payload):
     return payload[:DEAD_LETTER_MAX_CHARS].replace("\x00", "\ufffd")
 
 
-# Raw SQL because COPY into a session-local staging table, then one INSERT
-# ... ON CONFLICT DO NOTHING RETURNING, stores a whole batch, drops
-# redeliveries and reports the new rows in three round trips; bulk_create
-# can neither skip conflicts and report them, nor use COPY.
+def _copy_line(reading, received_iso):
+    """Return one line of COPY text for iot_reading or its stage table.
+
+    Hand-built because adapting each field through psycopg's write_row costs
+    more than parsing the reading. The fields need no escaping except the
+    JSON: orjson writes control characters as escapes, so only its
+    backslashes are doubled for COPY's text format.
+    """
+    values = orjson.dumps(reading.values).decode()
+    if "\\" in values:
+        values = values.replace("\\", "\\\\")
+    return (f"{reading.sensor_id}\t{reading.seq}\t{reading.device_time.isoformat()}\t{received_iso}\t{values}\t"
+            f"{'t' if reading.time_replaced else 'f'}\t{'t' if reading.retained else 'f'}\n")
+
+
+@dataclass
+class PreparedBatch:
+    """Messages parsed and checked, ready for :func:`store`; preparing one needs no transaction."""
+
+    messages: list
+    now: datetime
+    readings: list  # ParsedReading
+    # (message, sensor code, reason, raw payload or reading) per rejection.
+    dead_letters: list
+    copy_text: str
+
+
+def prepare(messages, directory, now=None):
+    """Parse and check ``messages`` against ``directory``; returns a :class:`PreparedBatch`.
+
+    Only a directory reload touches the database, so a listener may prepare
+    the next batch in one thread while another stores the previous one.
+    """
+    now = now or timezone.now()
+    max_future = now + timedelta(seconds=settings.FIREGRID_IOT_CLOCK_SKEW_S)
+    directory.refresh()
+    parsed = []
+    lines = []
+    dead_letters = []
+    for message in messages:
+        received_at = message.received_at or now
+        received_iso = received_at.isoformat()
+        try:
+            if b"\\u0000" in message.payload:
+                raise PayloadError("payload contains \\u0000, which PostgreSQL cannot store in JSON; "
+                                   "remove NUL characters", message.topic_sensor)
+            objects = split_payload(message.payload, message.topic_sensor)
+        except PayloadError as error:
+            dead_letters.append((message, error.sensor_code, str(error), message.payload))
+            continue
+        for obj in objects:
+            try:
+                reading = parse_reading(obj, message, directory, received_at, max_future)
+            except PayloadError as error:
+                raw = json.dumps(obj, ensure_ascii=False) if len(objects) > 1 else message.payload
+                dead_letters.append((message, error.sensor_code, str(error), raw))
+                continue
+            parsed.append(reading)
+            lines.append(_copy_line(reading, received_iso))
+    return PreparedBatch(messages=messages, now=now, readings=parsed, dead_letters=dead_letters,
+                         copy_text="".join(lines))
+
+
+# Raw SQL because bulk_create can neither use COPY, the fastest way in, nor
+# skip existing keys and report the new rows, which the stage table with
+# INSERT ... ON CONFLICT DO NOTHING RETURNING does in three round trips.
+READING_COLUMNS = 'sensor_id, seq, device_time, received_at, "values", time_replaced, retained'
+COPY_DIRECT_SQL = f"COPY iot_reading ({READING_COLUMNS}) FROM STDIN"
 STAGE_SQL = """
     CREATE TEMP TABLE IF NOT EXISTS iot_reading_stage (
         sensor_id bigint, seq bigint, device_time timestamptz, received_at timestamptz,
         "values" jsonb, time_replaced boolean, retained boolean
     ) ON COMMIT DELETE ROWS
 """
-COPY_SQL = ('COPY iot_reading_stage (sensor_id, seq, device_time, received_at, "values", time_replaced, retained) '
-            "FROM STDIN")
-INSERT_READINGS_SQL = """
-    INSERT INTO iot_reading (sensor_id, seq, device_time, received_at, "values", time_replaced, retained)
-    SELECT sensor_id, seq, device_time, received_at, "values", time_replaced, retained FROM iot_reading_stage
+COPY_STAGE_SQL = f"COPY iot_reading_stage ({READING_COLUMNS}) FROM STDIN"
+INSERT_READINGS_SQL = f"""
+    INSERT INTO iot_reading ({READING_COLUMNS})
+    SELECT {READING_COLUMNS} FROM iot_reading_stage
     ON CONFLICT (sensor_id, seq) DO NOTHING
     RETURNING sensor_id, seq
 """
+# Characters handed to one COPY write, which keeps psycopg's buffer small.
+COPY_CHUNK_CHARS = 1 << 20
 
 
-def _insert_readings(readings):
-    dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+class StaleSensor(Exception):
+    """A sensor of the batch was deleted since the directory was loaded."""
+
+
+def _copy(cursor, sql, copy_text):
+    with cursor.copy(sql) as copy:
+        for start in range(0, len(copy_text), COPY_CHUNK_CHARS):
+            copy.write(copy_text[start:start + COPY_CHUNK_CHARS])
+
+
+def _check_sensors(readings):
+    """Raise StaleSensor when a sensor of ``readings`` no longer exists; call under the rules lock."""
+    sensor_ids = sorted({r.sensor_id for r in readings})
     with raw_cursor() as cursor:
-        # Django's foreign keys are deferred to commit; checking them at the
-        # insert lets ingest() catch a stale sensor id and retry the batch.
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SELECT count(*) FROM iot_sensor WHERE id = ANY(%s)", [sensor_ids], binary=True)
+        if cursor.fetchone()[0] != len(sensor_ids):
+            raise StaleSensor()
+
+
+def _insert_readings(readings, copy_text):
+    """Store ``readings`` and return those that were new, each (sensor, seq) once.
+
+    Redeliveries are rare outside restarts, so the whole batch is first
+    copied straight into iot_reading inside a savepoint. Only when a key
+    already exists, or repeats inside the batch, is it copied again through
+    the stage table, which drops the repeats.
+    """
+    try:
+        with transaction.atomic():
+            with raw_cursor() as cursor:
+                _copy(cursor, COPY_DIRECT_SQL, copy_text)
+        return readings
+    except IntegrityError:
+        pass
+    with raw_cursor() as cursor:
         cursor.execute(STAGE_SQL)
-        with cursor.copy(COPY_SQL) as copy:
-            for r in readings:
-                copy.write_row((r.sensor_id, r.seq, r.device_time, r.received_at, dumps(r.values), r.time_replaced,
-                                r.retained))
+        _copy(cursor, COPY_STAGE_SQL, copy_text)
         cursor.execute(INSERT_READINGS_SQL)
         new_keys = set(cursor.fetchall())
         # ON COMMIT empties the stage too, but inside an outer transaction
         # (tests, or a caller's atomic block) the next batch must not see these rows.
         cursor.execute("DELETE FROM iot_reading_stage")
-        return new_keys
+    # RETURNING names a key once even when the batch repeats it. Only the
+    # first copy is kept, so the rules see each reading once.
+    new = []
+    for reading in readings:
+        key = (reading.sensor_id, reading.seq)
+        if key in new_keys:
+            new_keys.discard(key)
+            new.append(reading)
+    return new
 
 
 def ingest(messages, directory, channel="mqtt", now=None):
-    """Store the readings of ``messages``; see :func:`_ingest_once`.
-
-    A sensor deleted since the directory was loaded makes the insert fail
-    on its foreign key. The directory is then reloaded and the batch tried
-    once more, so that its readings go to the dead letters instead.
-    """
-    try:
-        return _ingest_once(messages, directory, channel, now)
-    except IntegrityError:
-        logger.warning("a sensor of this batch was deleted or replaced; reloading sensors and retrying")
-        directory.reload()
-        return _ingest_once(messages, directory, channel, now)
-
-
-def _ingest_once(messages, directory, channel="mqtt", now=None):
     """Store the readings of ``messages`` in one transaction and run the rules on the new ones.
 
     Parameters
@@ -296,45 +392,42 @@ def _ingest_once(messages, directory, channel="mqtt", now=None):
         Rejected payloads and readings are in the dead-letter table and
         counted; no input raises.
     """
-    now = now or timezone.now()
-    max_future = now + timedelta(seconds=settings.FIREGRID_IOT_CLOCK_SKEW_S)
-    result = IngestResult(messages=len(messages))
-    parsed = []
-    dead_letters = []
+    return store(prepare(messages, directory, now), directory, channel)
 
-    for message in messages:
-        received_at = message.received_at or now
-        try:
-            objects = split_payload(message.payload, message.topic_sensor)
-        except PayloadError as error:
-            dead_letters.append((message, error.sensor_code, str(error), message.payload))
-            continue
-        for obj in objects:
-            try:
-                parsed.append(parse_reading(obj, message, directory, received_at, max_future))
-            except PayloadError as error:
-                raw = json.dumps(obj, ensure_ascii=False) if len(objects) > 1 else message.payload
-                dead_letters.append((message, error.sensor_code, str(error), raw))
 
+def store(prepared, directory, channel="mqtt"):
+    """Write a :class:`PreparedBatch` in one transaction; see :func:`ingest`.
+
+    When a sensor of the batch was deleted since the directory was loaded,
+    the directory is reloaded and the batch prepared and stored once more,
+    so that those readings go to the dead letters instead.
+    """
+    try:
+        return _store_once(prepared, channel)
+    except StaleSensor:
+        logger.warning("a sensor of this batch was deleted or replaced; reloading sensors and retrying")
+        directory.reload()
+        return _store_once(prepare(prepared.messages, directory, prepared.now), channel)
+
+
+def _store_once(prepared, channel):
+    result = IngestResult(messages=len(prepared.messages))
+    parsed = prepared.readings
+    dead_letters = prepared.dead_letters
     with transaction.atomic():
+        if parsed:
+            # The lock first: a sensor deletion takes it too, so the check
+            # below stays true until this transaction commits.
+            rules.lock_rules()
+            _check_sensors(parsed)
         if dead_letters:
             DeadLetter.objects.bulk_create([
                 DeadLetter(channel=channel, topic=message.topic[:300], sensor_code=code[:64], reason=reason[:300],
                            payload=_payload_text(raw))
                 for message, code, reason, raw in dead_letters
             ])
-        new_keys = _insert_readings(parsed) if parsed else set()
-        new_readings = [r for r in parsed if (r.sensor_id, r.seq) in new_keys]
-        # Two copies of one (sensor, seq) in the same batch both count as new
-        # above; keep the first so that the rules see each reading once.
-        seen = set()
-        unique_new = []
-        for reading in new_readings:
-            key = (reading.sensor_id, reading.seq)
-            if key not in seen:
-                seen.add(key)
-                unique_new.append(reading)
-        result.tickets_opened = rules.apply_readings(unique_new, now=now)
+        unique_new = _insert_readings(parsed, prepared.copy_text) if parsed else []
+        result.tickets_opened = rules.apply_readings(unique_new, now=prepared.now)
 
     result.readings_stored = len(unique_new)
     result.duplicates = len(parsed) - len(unique_new)

@@ -23,14 +23,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import h3
-from psycopg.types.json import Jsonb
+import orjson
+from psycopg.types.json import Jsonb, set_json_loads
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from iot.db import raw_cursor
-from iot.models import Alarm, AlarmKind, AlarmSeverity, RuleKind, Sensor, SensorStatus
+from iot.models import RULES_LOCK_KEY, Alarm, AlarmKind, AlarmSeverity, RuleKind, Sensor, SensorStatus
 from spatial.models import Ticket, TicketSource, TicketStatus
 from spatial.taxonomy import Category
 
@@ -49,8 +50,6 @@ FIRE_DEPARTMENT = "消防救援机构"
 # Seconds after which a sensor's receipt time and last values are written
 # back even when its rule state did not change.
 STATE_REFRESH_S = 5
-# Key of pg_advisory_xact_lock() for rule evaluation ("iot1" in ASCII).
-RULES_LOCK_KEY = 0x696F7431
 
 
 def _threshold(thresholds, name):
@@ -219,7 +218,7 @@ def apply_readings(readings, now=None):
     lock_rules()
     sensors = _sensor_rows(sorted(by_sensor))
     open_alarms = {}
-    for alarm in Alarm.objects.filter(sensor_id__in=by_sensor, cleared_at__isnull=True):
+    for alarm in _open_alarms(sorted(by_sensor)):
         open_alarms.setdefault(alarm.sensor_id, {})[alarm.kind] = alarm
 
     evaluations = []
@@ -288,6 +287,7 @@ def _sensor_rows(sensor_ids):
     # locks: lock_rules() already excludes other writers, and FOR UPDATE
     # would write every row of the batch once more.
     with raw_cursor() as cursor:
+        set_json_loads(orjson.loads, cursor)
         cursor.execute(
             """
             SELECT s.id, t.rule_kind, t.value_key, t.default_thresholds, s.thresholds, s.rule_state,
@@ -299,6 +299,17 @@ def _sensor_rows(sensor_ids):
             binary=True,
         )
         return [SensorRow(*row) for row in cursor.fetchall()]
+
+
+def _open_alarms(sensor_ids):
+    # Open alarms are few: find their ids over the partial unique index with
+    # the id array bound on the server, then load just those as models.
+    # Django's ``sensor_id__in`` would quote thousands of ids client-side.
+    with raw_cursor() as cursor:
+        cursor.execute("SELECT id FROM iot_alarm WHERE cleared_at IS NULL AND sensor_id = ANY(%s)", [sensor_ids],
+                       binary=True)
+        alarm_ids = [row[0] for row in cursor.fetchall()]
+    return list(Alarm.objects.filter(id__in=alarm_ids)) if alarm_ids else []
 
 
 def _save_sensor_state(sensors):
