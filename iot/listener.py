@@ -1,5 +1,11 @@
 """The long-running MQTT listener: subscribe, store in batches, acknowledge after commit.
 
+Three threads share the work: paho's network loop queues each message, a
+preparing thread parses and checks a batch (JSON, sensors, times, COPY
+text), and the main thread writes the previous batch in one transaction,
+runs the rules and acknowledges. Parsing one batch while the database
+writes another keeps both the interpreter and PostgreSQL busy.
+
 The session is persistent (MQTT 5, clean start off, session never expires,
 fixed client id), and paho-mqtt 2's manual acknowledgement delays each
 PUBACK until the transaction that stored the message has committed. A
@@ -28,13 +34,17 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from iot import rules
-from iot.ingest import IngestResult, Message, SensorDirectory, ingest
+from iot.ingest import IngestResult, Message, SensorDirectory, ingest, prepare, store
 from iot.models import DeadLetter
 
 logger = logging.getLogger(__name__)
 
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 DB_RETRY_MAX_S = 30.0
+# Batches prepared ahead of the one being written. With one, the broker
+# may have up to three batches unacknowledged: collected, prepared, written.
+PREPARED_AHEAD = 1
+LEAVE_UNACKNOWLEDGED = object()
 
 
 def topic_filters(prefix):
@@ -83,12 +93,13 @@ class Listener:
     """Receive readings from the broker and store them; :meth:`run` blocks until :meth:`stop`."""
 
     def __init__(self, url, client_id, prefix, batch_messages=500, batch_wait_ms=50, offline_check_s=30,
-                 stats_interval_s=60):
+                 stats_interval_s=60, batch_bytes=1 << 20):
         self.host, self.port = parse_broker_url(url)
         self.client_id = client_id
         self.prefix = prefix.rstrip("/")
         self.batch_messages = batch_messages
         self.batch_wait_s = batch_wait_ms / 1000
+        self.batch_bytes = batch_bytes
         self.offline_check_s = offline_check_s
         self.stats_interval_s = stats_interval_s
         self.stats = ListenerStats()
@@ -138,7 +149,7 @@ class Listener:
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = SESSION_NEVER_EXPIRES
         # Let the broker send the next batch while this one is being written.
-        properties.ReceiveMaximum = min(65535, 2 * self.batch_messages)
+        properties.ReceiveMaximum = min(65535, (PREPARED_AHEAD + 3) * self.batch_messages)
         return properties
 
     def run(self):
@@ -151,13 +162,23 @@ class Listener:
         self.client.connect_async(self.host, self.port, keepalive=30, clean_start=False,
                                   properties=self._connect_properties())
         self.client.loop_start()
+        prepared = queue.Queue(maxsize=PREPARED_AHEAD)
+        preparer = threading.Thread(target=self._prepare_loop, args=(prepared,), name="iot-prepare", daemon=True)
+        preparer.start()
         next_offline_check = time.monotonic()
         next_stats = time.monotonic() + self.stats_interval_s
         try:
-            while not self._stop.is_set():
-                batch = self._collect()
-                if batch:
-                    self._store(batch)
+            # The preparing thread ends with None once stopped and drained,
+            # so a clean stop stores and acknowledges what had arrived.
+            while True:
+                try:
+                    item = prepared.get(timeout=0.2)
+                except queue.Empty:
+                    item = ()
+                if item is None:
+                    break
+                if item:
+                    self._store(*item)
                 now = time.monotonic()
                 if self.offline_check_s and now >= next_offline_check:
                     next_offline_check = now + self.offline_check_s
@@ -165,18 +186,51 @@ class Listener:
                 if now >= next_stats:
                     next_stats = now + self.stats_interval_s
                     self.log_stats()
-            # Store what has arrived, so that a clean stop acknowledges it.
-            while True:
-                batch = self._collect(block=False)
-                if not batch:
-                    break
-                self._store(batch)
         finally:
+            self._stop.set()
             self.client.disconnect()
             self.client.loop_stop()
             self.log_stats()
             connection.close()
             logger.info("iot listener stopped")
+
+    def _prepare_loop(self, prepared):
+        """Collect and prepare batches for :meth:`run` until stopped and drained, then put None."""
+        try:
+            while True:
+                stopping = self._stop.is_set()
+                batch = self._collect(block=not stopping)
+                if not batch:
+                    if stopping:
+                        break
+                    continue
+                result = self._prepare(batch)
+                if result is not LEAVE_UNACKNOWLEDGED:
+                    prepared.put((batch, result))
+        finally:
+            connection.close()
+            prepared.put(None)
+
+    def _prepare(self, batch):
+        """Return the prepared batch; None when :meth:`_store` must go one by one.
+
+        Returns LEAVE_UNACKNOWLEDGED when the listener stops while the
+        database is away: the broker redelivers those messages later.
+        """
+        delay = 0.5
+        while True:
+            try:
+                return prepare(self._messages(batch), self.directory)
+            except (OperationalError, InterfaceError) as error:
+                # Only a directory reload reads the database here.
+                logger.error("loading sensors failed, retrying in %.1f s: %s", delay, error)
+                connection.close()
+                if self._stop.wait(delay):
+                    return LEAVE_UNACKNOWLEDGED
+                delay = min(delay * 2, DB_RETRY_MAX_S)
+            except Exception:  # noqa: BLE001 - no input may stop the listener
+                logger.exception("preparing a batch of %d messages failed", len(batch))
+                return None
 
     def log_stats(self):
         s = self.stats
@@ -191,20 +245,21 @@ class Listener:
         except queue.Empty:
             return []
         batch = [first]
+        size = len(first[4])
         deadline = time.monotonic() + self.batch_wait_s
-        while len(batch) < self.batch_messages:
+        while len(batch) < self.batch_messages and size < self.batch_bytes:
             try:
-                batch.append(self._inbox.get_nowait())
-                continue
+                item = self._inbox.get_nowait()
             except queue.Empty:
-                pass
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not block:
-                break
-            try:
-                batch.append(self._inbox.get(timeout=remaining))
-            except queue.Empty:
-                break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not block:
+                    break
+                try:
+                    item = self._inbox.get(timeout=remaining)
+                except queue.Empty:
+                    break
+            batch.append(item)
+            size += len(item[4])
         return batch
 
     def _messages(self, batch):
@@ -212,13 +267,14 @@ class Listener:
                         topic_sensor=sensor_from_topic(self.prefix, topic))
                 for _gen, _mid, _qos, topic, payload, retained, received_at in batch]
 
-    def _store(self, batch):
+    def _store(self, batch, prepared):
         delay = 0.5
         while True:
             try:
                 close_old_connections()
-                result = ingest(self._messages(batch), self.directory, channel="mqtt")
-                self.stats.add(result)
+                if prepared is None:
+                    raise RuntimeError("the batch could not be prepared")
+                self.stats.add(store(prepared, self.directory, channel="mqtt"))
                 break
             except (OperationalError, InterfaceError) as error:
                 # The database is away: keep the batch unacknowledged and retry.

@@ -206,9 +206,12 @@ FIREGRID_IOT_CLIENT_ID = os.environ.get("FIREGRID_IOT_CLIENT_ID", "firegrid-iot-
 # A device time more than this many seconds ahead of the receipt time is
 # replaced by the receipt time and flagged.
 FIREGRID_IOT_CLOCK_SKEW_S = int(os.environ.get("FIREGRID_IOT_CLOCK_SKEW_S", "60"))
-# The listener writes at most this many messages per transaction, and waits
-# at most this long for a batch to fill.
+# The listener writes at most this many messages, or this many bytes of
+# payload, per transaction, and waits at most this long for a batch to
+# fill. The byte limit keeps gateway batches (many readings per message)
+# small enough that an alarm behind them still reaches its ticket quickly.
 FIREGRID_IOT_BATCH_MESSAGES = int(os.environ.get("FIREGRID_IOT_BATCH_MESSAGES", "500"))
+FIREGRID_IOT_BATCH_BYTES = int(os.environ.get("FIREGRID_IOT_BATCH_BYTES", str(1 << 20)))
 FIREGRID_IOT_BATCH_WAIT_MS = int(os.environ.get("FIREGRID_IOT_BATCH_WAIT_MS", "50"))
 # Seconds between the listener's checks for silent sensors.
 FIREGRID_IOT_OFFLINE_CHECK_S = int(os.environ.get("FIREGRID_IOT_OFFLINE_CHECK_S", "30"))

@@ -26,6 +26,7 @@ class Command(BaseCommand):
             prefix=settings.FIREGRID_IOT_TOPIC_PREFIX,
             batch_messages=options["batch_messages"] or settings.FIREGRID_IOT_BATCH_MESSAGES,
             batch_wait_ms=settings.FIREGRID_IOT_BATCH_WAIT_MS,
+            batch_bytes=settings.FIREGRID_IOT_BATCH_BYTES,
             offline_check_s=(settings.FIREGRID_IOT_OFFLINE_CHECK_S if options["offline_check_s"] is None
                              else options["offline_check_s"]),
         )
