@@ -3,7 +3,8 @@ from django.contrib.gis import admin
 from iot.models import Alarm, DeadLetter, Gateway, Sensor, SensorType
 
 # NOTE: readings are not in the admin, which does not support composite
-# primary keys in Django 5.2; query them by sensor and device time instead.
+# primary keys in Django 5.2. Query them by sensor (the primary key) and by
+# device time (the BRIN index) instead.
 
 
 @admin.register(SensorType)
@@ -20,9 +21,10 @@ class GatewayAdmin(admin.ModelAdmin):
 
 @admin.register(Sensor)
 class SensorAdmin(admin.GISModelAdmin):
-    list_display = ["code", "sensor_type", "place", "grid_code", "status", "last_seen_at", "active"]
+    list_display = ["code", "sensor_type", "place", "grid_unit", "status", "last_seen_at", "active"]
     list_filter = ["sensor_type", "status", "active"]
-    search_fields = ["code", "place", "address", "grid_code"]
+    search_fields = ["code", "place", "address", "grid_unit__code", "grid_unit__name"]
+    autocomplete_fields = ["grid_unit"]
     readonly_fields = ["status", "last_seen_at", "last_device_time", "last_values", "rule_state"]
 
 

@@ -21,12 +21,12 @@ STATUS_COLOURS = {
 }
 
 
-def sensor_features(now=None, grid_codes=None):
-    """Return a GeoJSON FeatureCollection of active sensors, limited to ``grid_codes`` when given."""
+def sensor_features(now=None, unit_ids=None):
+    """Return a GeoJSON FeatureCollection of active sensors, limited to the grid units ``unit_ids`` when given."""
     now = now or timezone.now()
-    sensors = Sensor.objects.filter(active=True).select_related("sensor_type").order_by("code")
-    if grid_codes is not None:
-        sensors = sensors.filter(grid_code__in=grid_codes)
+    sensors = Sensor.objects.filter(active=True).select_related("sensor_type", "grid_unit").order_by("code")
+    if unit_ids is not None:
+        sensors = sensors.filter(grid_unit__in=unit_ids)
     sensors = list(sensors)
     alarms = {}
     for alarm in (Alarm.objects.filter(sensor__in=sensors, cleared_at__isnull=True)
@@ -45,7 +45,7 @@ def sensor_features(now=None, grid_codes=None):
                 "code": sensor.code,
                 "type": sensor.sensor_type.name,
                 "place": sensor.place,
-                "grid_code": sensor.grid_code,
+                "grid_code": sensor.grid_unit.code if sensor.grid_unit else "",
                 "status": status.value,
                 "status_label": str(status.label),
                 "last_seen_at": sensor.last_seen_at.isoformat() if sensor.last_seen_at else None,
@@ -73,6 +73,7 @@ def _popup_html(properties):
         (_("编号"), escape(properties["code"])),
         (_("类型"), escape(properties["type"])),
         (_("守护场所"), escape(properties["place"])),
+        (_("所属网格"), escape(properties["grid_code"]) or "—"),
         (_("状态"), escape(properties["status_label"])),
     ]
     last_seen = properties["last_seen_at"]
@@ -114,13 +115,13 @@ class SensorLayer(Layer):
         self.data = data
 
 
-def sensor_layer(now=None, grid_codes=None, name=None, show=True):
+def sensor_layer(now=None, unit_ids=None, name=None, show=True):
     """Return (folium layer, GeoJSON FeatureCollection) of the sensors, coloured by status.
 
     The layer can be added to any folium Map, the planner map included, and
     listed by folium.LayerControl under ``name``.
     """
-    collection = sensor_features(now, grid_codes)
+    collection = sensor_features(now, unit_ids)
     for feature in collection["features"]:
         properties = feature["properties"]
         properties["colour"] = STATUS_COLOURS[SensorStatus(properties["status"])]

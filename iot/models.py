@@ -12,6 +12,7 @@ from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 from django.utils.translation import gettext_lazy as _
 
+from gridmap.models import GridUnit
 from spatial.models import Ticket
 
 # Key of the transaction-level advisory lock ("iot1" in ASCII) held by every
@@ -74,6 +75,11 @@ class SensorStatus(models.TextChoices):
     UNKNOWN = "unknown", _("未上报")
 
 
+def smallest_unit_at(point):
+    """Return the grid unit of the highest level (the smallest) that covers ``point``, or None."""
+    return GridUnit.objects.filter(geom__covers=point).order_by("-level", "id").first()
+
+
 class Sensor(models.Model):
     """One installed device: where it is, what it guards and how often it reports."""
 
@@ -84,8 +90,9 @@ class Sensor(models.Model):
                                 on_delete=models.SET_NULL, related_name="sensors",
                                 help_text=_("设定后,HTTP 批量接口只接受该网关上报此传感器的读数。"))
     location = models.PointField(_("位置(WGS84)"), srid=4326)
-    # NOTE: a code, not a foreign key, until gridmap has its grid model.
-    grid_code = models.CharField(_("所属网格"), max_length=64, blank=True)
+    grid_unit = models.ForeignKey(GridUnit, verbose_name=_("所属网格"), null=True, blank=True,
+                                  on_delete=models.SET_NULL, related_name="sensors",
+                                  help_text=_("留空时按位置自动归入包含该点的最小网格。"))
     place = models.CharField(_("守护场所"), max_length=200,
                              help_text=_("例如:万达广场B1东侧消防通道、3号楼1单元消火栓。"))
     address = models.CharField(_("地址"), max_length=500, blank=True)
@@ -111,6 +118,11 @@ class Sensor(models.Model):
 
     def __str__(self):
         return f"{self.code} {self.place}"
+
+    def save(self, *args, **kwargs):
+        if self.grid_unit_id is None and self.location is not None:
+            self.grid_unit = smallest_unit_at(self.location)
+        super().save(*args, **kwargs)
 
     def effective_thresholds(self):
         """Return the type's default thresholds overlaid with this sensor's own."""

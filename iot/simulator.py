@@ -51,7 +51,6 @@ def ensure_sensors(per_type, interval_s=30, seed=7):
                 "sensor_type": sensor_type,
                 "location": Point(CENTER_LNG + rng.uniform(-0.02, 0.02), CENTER_LAT + rng.uniform(-0.015, 0.015),
                                   srid=4326),
-                "grid_code": f"SIM-GRID-{(n - 1) % 5 + 1}",
                 "place": PLACES[type_code].format(n=n),
                 "property_manager": "模拟物业服务有限公司",
                 "installed_at": installed_at,

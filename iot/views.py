@@ -4,7 +4,7 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from gridmap.models import GridUnit
+from gridmap.dispatch import units_for_head
 from gridmap.roles import Role, has_role, role_required
 from iot.maplayer import sensor_layer
 from iot.models import Alarm
@@ -16,30 +16,23 @@ SENSOR_MAP_ROLES = (Role.PLANNER, Role.GRID_HEAD, Role.LEADER, Role.ADMIN)
 DEFAULT_CENTER = [23.75, 109.22]
 
 
-def _visible_grid_codes(user):
-    """Return the grid codes ``user`` may see, or None for all.
+def _visible_units(user):
+    """Return the ids of the grid units whose sensors ``user`` may see, or None for all.
 
     Planners, leaders and administrators see every sensor. A grid head sees
     the sensors of the grid units they head and of the units below them.
     """
     if has_role(user, Role.PLANNER, Role.LEADER, Role.ADMIN):
         return None
-    units = list(GridUnit.objects.filter(head=user).values_list("id", "code"))
-    codes = {code for _id, code in units}
-    frontier = [unit_id for unit_id, _code in units]
-    while frontier:
-        children = list(GridUnit.objects.filter(parent_id__in=frontier).values_list("id", "code"))
-        frontier = [unit_id for unit_id, code in children if code not in codes]
-        codes.update(code for _id, code in children)
-    return codes
+    return units_for_head(user)
 
 
 @role_required(*SENSOR_MAP_ROLES)
 def sensor_map(request):
     """Show every visible sensor with its status, last reading and open alarms."""
     now = timezone.now()
-    grid_codes = _visible_grid_codes(request.user)
-    layer, collection = sensor_layer(now, grid_codes)
+    unit_ids = _visible_units(request.user)
+    layer, collection = sensor_layer(now, unit_ids)
     features = collection["features"]
     if features:
         lngs = [f["geometry"]["coordinates"][0] for f in features]
@@ -62,8 +55,8 @@ def sensor_map(request):
         if status in counts:
             counts[status] += 1
     open_alarms = Alarm.objects.filter(cleared_at__isnull=True, sensor__active=True)
-    if grid_codes is not None:
-        open_alarms = open_alarms.filter(sensor__grid_code__in=grid_codes)
+    if unit_ids is not None:
+        open_alarms = open_alarms.filter(sensor__grid_unit__in=unit_ids)
     open_alarms = open_alarms.select_related("sensor", "ticket").order_by("-opened_at")[:50]
     return render(request, "iot/sensor_map.html", {
         "header_html": figure.header.render(), "body_html": figure.html.render(),
@@ -74,7 +67,7 @@ def sensor_map(request):
 @role_required(*SENSOR_MAP_ROLES)
 def sensor_geojson(request):
     """Return the visible sensors as GeoJSON for other maps."""
-    _layer, collection = sensor_layer(timezone.now(), _visible_grid_codes(request.user))
+    _layer, collection = sensor_layer(timezone.now(), _visible_units(request.user))
     for feature in collection["features"]:
         feature["properties"].pop("popup_html", None)
     return JsonResponse(collection)

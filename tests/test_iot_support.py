@@ -30,7 +30,6 @@ def make_sensor(code, type_code, interval_s=30, thresholds=None, **fields):
         "installed_at": INSTALLED_AT,
         "interval_s": interval_s,
         "thresholds": thresholds or {},
-        "grid_code": "G-1",
     }
     defaults.update(fields)
     return Sensor.objects.create(code=code, **defaults)

@@ -4,11 +4,13 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.contrib.gis.geos import Point
 from django.urls import reverse
 
 from gridmap.roles import Role
 from iot.gateways import issue_key
 from iot.ingest import SensorDirectory, ingest
+from iot.maplayer import sensor_layer
 from iot.models import DeadLetter, Reading
 from tests.test_iot_support import T0, make_sensor, message, reading, series
 
@@ -119,6 +121,12 @@ def test_sensor_map_anonymous_redirected(client):
 
 
 def test_sensor_map_shows_status_and_escapes(client):
+    from django.contrib.gis.geos import MultiPolygon, Polygon
+
+    from gridmap.models import GridUnit
+
+    square = MultiPolygon(Polygon.from_bbox((109.6, 23.9, 109.7, 24.0)), srid=4326)
+    GridUnit.objects.create(code="<i>G-1</i>", name="社区一", level=2, geom=square)
     make_sensor("SD-1", "smoke_detector", place="<script>alert(1)</script>仓库")
     make_sensor("HP-1", "hydrant_pressure")
     ingest([message(r) for r in series("SD-1", T0, 10, [True], "smoke")], SensorDirectory(),
@@ -127,6 +135,9 @@ def test_sensor_map_shows_status_and_escapes(client):
     html = client.get(reverse("iot:sensor-map")).content.decode()
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;仓库" in html
+    assert "<i>G-1</i>" not in html
+    popups = [feature["properties"]["popup_html"] for feature in sensor_layer()[1]["features"]]
+    assert all("&lt;i&gt;G-1&lt;/i&gt;" in popup for popup in popups)
     assert "传感器 2 个" in html
     assert "/static/vendor/leaflet/leaflet.js" in html
     assert "cdn" not in html.lower()
@@ -152,10 +163,26 @@ def test_grid_head_sees_only_own_grids(client):
     head = make_user("gh", Role.GRID_HEAD)
     square = MultiPolygon(Polygon.from_bbox((109.6, 23.9, 109.7, 24.0)), srid=4326)
     community = GridUnit.objects.create(code="C-1", name="社区一", level=2, head=head, geom=square)
-    GridUnit.objects.create(code="B-1", name="楼栋一", level=3, parent=community, geom=square)
-    GridUnit.objects.create(code="C-2", name="社区二", level=2, geom=square)
-    for code, grid in (("HP-1", "C-1"), ("HP-2", "B-1"), ("HP-3", "C-2")):
-        make_sensor(code, "hydrant_pressure", grid_code=grid)
+    building = GridUnit.objects.create(code="B-1", name="楼栋一", level=3, parent=community, geom=square)
+    other = GridUnit.objects.create(code="C-2", name="社区二", level=2, geom=square)
+    for code, unit in (("HP-1", community), ("HP-2", building), ("HP-3", other)):
+        make_sensor(code, "hydrant_pressure", grid_unit=unit)
     client.force_login(head)
     features = client.get(reverse("iot:sensor-geojson")).json()["features"]
     assert sorted(f["properties"]["code"] for f in features) == ["HP-1", "HP-2"]
+
+
+def test_sensor_placed_in_smallest_unit():
+    from django.contrib.gis.geos import MultiPolygon, Polygon
+
+    from gridmap.models import GridUnit
+
+    square = MultiPolygon(Polygon.from_bbox((109.6, 23.9, 109.7, 24.0)), srid=4326)
+    community = GridUnit.objects.create(code="C-1", name="社区一", level=2, geom=square)
+    building = GridUnit.objects.create(code="B-1", name="楼栋一", level=3, parent=community, geom=square)
+    chosen = make_sensor("HP-1", "hydrant_pressure", grid_unit=community)
+    placed = make_sensor("HP-2", "hydrant_pressure")
+    outside = make_sensor("HP-3", "hydrant_pressure", location=Point(110.5, 24.5, srid=4326))
+    assert chosen.grid_unit == community
+    assert placed.grid_unit == building
+    assert outside.grid_unit is None
