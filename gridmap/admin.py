@@ -46,7 +46,8 @@ class RoutingRuleAdmin(admin.ModelAdmin):
 
 @admin.register(DeadlineRule)
 class DeadlineRuleAdmin(admin.ModelAdmin):
-    list_display = ("name", "priority", "active", "category", "property_only", "milestone", "amount", "unit")
+    list_display = ("name", "priority", "active", "category", "keywords", "property_only", "milestone", "amount",
+                    "unit")
     list_editable = ("priority", "active")
 
 

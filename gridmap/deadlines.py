@@ -73,13 +73,22 @@ def matching_rule(ticket, handling, rules=None):
         rules = DeadlineRule.objects.filter(active=True)
     departments = [handling.lead] + list(handling.partners.all()) if handling.lead_id else []
     falls_to_property = any(department.handles_property for department in departments)
+    text = ticket_text(ticket)
     for rule in rules:
         if rule.category and rule.category != ticket.category:
+            continue
+        keywords = rule.keyword_list()
+        if keywords and not any(word.lower() in text for word in keywords):
             continue
         if rule.property_only and not falls_to_property:
             continue
         return rule
     return None
+
+
+def ticket_text(ticket):
+    """Return the lower-cased description, type and address of ``ticket``, where rules look for keywords."""
+    return " ".join(filter(None, [ticket.description, ticket.raw_type, ticket.address])).lower()
 
 
 def apply_deadline(handling, start):

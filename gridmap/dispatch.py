@@ -184,7 +184,7 @@ def match_rule(ticket, rules=None):
     if rules is None:
         rules = RoutingRule.objects.filter(active=True).select_related("lead").prefetch_related("partners")
     _placement, chain = _grid_chain(ticket)
-    text = " ".join(filter(None, [ticket.description, ticket.raw_type, ticket.address])).lower()
+    text = deadlines.ticket_text(ticket)
     for rule in rules:
         if rule.category and rule.category != ticket.category:
             continue

@@ -139,6 +139,12 @@ class Department(models.Model):
         return self.name
 
 
+def split_keywords(text):
+    """Return the keywords of a rule's comma- or 、-separated text, without blanks."""
+    text = text.replace(",", ",").replace("、", ",")
+    return [word.strip() for word in text.split(",") if word.strip()]
+
+
 class RoutingRule(models.Model):
     """An admin-editable rule that picks the lead department and the partners of a ticket.
 
@@ -171,8 +177,7 @@ class RoutingRule(models.Model):
         return self.name
 
     def keyword_list(self):
-        text = self.keywords.replace(",", ",").replace("、", ",")
-        return [word.strip() for word in text.split(",") if word.strip()]
+        return split_keywords(self.keywords)
 
 
 class Milestone(models.TextChoices):
@@ -190,15 +195,18 @@ class TimeUnit(models.TextChoices):
 class DeadlineRule(models.Model):
     """A promised time: what must happen (milestone) within how long, for which tickets.
 
-    Matching as for routing rules: category (blank for any), and
-    ``property_only`` for tickets whose lead or a partner handles property.
-    The first active rule by ``priority`` wins.
+    Matching as for routing rules: category (blank for any), any one of the
+    keywords (in the ticket's text, type or address), and ``property_only``
+    for tickets whose lead or a partner handles property. The first active
+    rule by ``priority`` wins.
     """
 
     name = models.CharField(_("时限名称"), max_length=100)
     priority = models.PositiveIntegerField(_("优先级(小者优先)"), default=100)
     active = models.BooleanField(_("启用"), default=True)
     category = models.CharField(_("问题类型"), max_length=32, choices=Category.choices, blank=True)
+    keywords = models.CharField(_("关键词"), max_length=500, blank=True,
+                                help_text=_("用逗号或顿号分隔,命中任一即可"))
     property_only = models.BooleanField(_("仅物业类工单"), default=False)
     milestone = models.CharField(_("须完成"), max_length=16, choices=Milestone.choices)
     amount = models.PositiveIntegerField(_("时限数值"))
@@ -211,6 +219,9 @@ class DeadlineRule(models.Model):
 
     def __str__(self):
         return self.name
+
+    def keyword_list(self):
+        return split_keywords(self.keywords)
 
 
 class Card(models.TextChoices):

@@ -121,6 +121,21 @@ def test_smoke_opens_urgent_ticket_at_once():
     assert result.tickets_opened[0].raw_type == "【紧急】烟感火警"
 
 
+def test_smoke_ticket_dispatched_to_fire_within_hour(django_capture_on_commit_callbacks):
+    make_sensor("SD-1", "smoke_detector")
+    with django_capture_on_commit_callbacks(execute=True):
+        ticket = feed(series("SD-1", T0, 10, [True], "smoke")).tickets_opened[0]
+    ticket.refresh_from_db()
+    handling = ticket.handling
+    assert ticket.status == "dispatched"
+    assert handling.rule.name == "烟感火警"
+    assert handling.lead.code == "fire"
+    assert list(handling.partners.values_list("code", flat=True)) == ["property"]
+    assert handling.deadline_rule.name == "烟感火警1小时内到场处置"
+    assert handling.milestone == "on_site"
+    assert (handling.due_at - handling.started_at).total_seconds() == 3600
+
+
 def test_smoke_clears_after_three_false_readings():
     make_sensor("SD-1", "smoke_detector")
     feed_one_by_one(series("SD-1", T0, 10, [True, True, False, False, True, False, False, False], "smoke"))

@@ -8,7 +8,7 @@ from django.db import ProgrammingError, connection, connections, transaction
 from gridmap import workflow
 from gridmap.dispatch import assign, dispatch_ticket, match_rule
 from gridmap.exceptions import ConcurrentChange, InvalidTransition
-from gridmap.models import Card, Notification, RoutingRule, TicketEvent, TicketHandling
+from gridmap.models import Card, DeadlineRule, Notification, RoutingRule, TicketEvent, TicketHandling
 from spatial.models import Ticket
 from tests.test_gridmap_support import at, build_grid, department, make_ticket, make_user
 from tests.test_gridmap_support import gridmap_seed  # noqa: F401 (fixture)
@@ -47,6 +47,17 @@ def test_rule_picks_lead_partners_and_deadline(fire_staff):
     assert event.data["partners"] == ["urban", "property"] or sorted(event.data["partners"]) == ["property", "urban"]
     recipients = set(Notification.objects.filter(ticket=ticket).values_list("user__username", flat=True))
     assert {"fire_handler", "fire_handler2", "fire_head"} <= recipients
+
+
+def test_deadline_rule_matches_keywords(fire_staff):
+    DeadlineRule.objects.create(name="液化气2小时到场", priority=2, keywords="液化气, 煤气罐", milestone="on_site",
+                                amount=2, unit="hours")
+    gas = dispatch_ticket(make_ticket("W5", lng=109.615, lat=23.915, category="flammable_storage",
+                                      description="楼道堆放煤气罐"))
+    plain = dispatch_ticket(make_ticket("W6", lng=109.615, lat=23.915, category="flammable_storage",
+                                        description="楼道堆放纸箱"))
+    assert gas.deadline_rule.name == "液化气2小时到场"
+    assert plain.deadline_rule.name == "易燃物品堆放2个工作日内整改"
 
 
 def test_keyword_zone_and_grid_criteria(fire_staff):
