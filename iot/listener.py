@@ -41,8 +41,9 @@ logger = logging.getLogger(__name__)
 
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 DB_RETRY_MAX_S = 30.0
-# Batches prepared ahead of the one being written. With one, the broker
-# may have up to three batches unacknowledged: collected, prepared, written.
+# Batches prepared ahead of the one being written. With one, three batches
+# can be unacknowledged at once (collecting, prepared, being written). The
+# receive maximum allows one batch more, so the broker keeps sending.
 PREPARED_AHEAD = 1
 LEAVE_UNACKNOWLEDGED = object()
 
@@ -268,16 +269,20 @@ class Listener:
                 for _gen, _mid, _qos, topic, payload, retained, received_at in batch]
 
     def _store(self, batch, prepared):
+        """Store a batch, or its messages one by one when ``prepared`` is None, then acknowledge it."""
         delay = 0.5
         while True:
             try:
                 close_old_connections()
                 if prepared is None:
-                    raise RuntimeError("the batch could not be prepared")
-                self.stats.add(store(prepared, self.directory, channel="mqtt"))
+                    self._store_one_by_one(batch)
+                else:
+                    self.stats.add(store(prepared, self.directory, channel="mqtt"))
                 break
             except (OperationalError, InterfaceError) as error:
-                # The database is away: keep the batch unacknowledged and retry.
+                # The database is away: keep the batch unacknowledged and
+                # retry. Messages already stored one by one are dropped
+                # as redeliveries on the next pass.
                 self.stats.db_retries += 1
                 logger.error("storing %d messages failed, retrying in %.1f s: %s", len(batch), delay, error)
                 connection.close()
@@ -287,8 +292,7 @@ class Listener:
             except Exception:  # noqa: BLE001 - no input may stop the listener
                 logger.exception("storing a batch of %d messages failed; storing them one by one", len(batch))
                 connection.close()
-                self._store_one_by_one(batch)
-                break
+                prepared = None
         self._ack(batch)
 
     def _store_one_by_one(self, batch):
