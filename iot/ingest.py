@@ -237,7 +237,7 @@ def _payload_text(payload):
 
 
 def _copy_line(reading, received_iso):
-    """Return one line of COPY text for iot_reading or its stage table.
+    """Return one line of COPY text for iot_reading or its stage table; raise PayloadError for a NUL.
 
     Hand-built because adapting each field through psycopg's write_row costs
     more than parsing the reading. The fields need no escaping except the
@@ -246,6 +246,9 @@ def _copy_line(reading, received_iso):
     """
     values = orjson.dumps(reading.values).decode()
     if "\\" in values:
+        if "\\u0000" in values:
+            raise PayloadError("values contain \\u0000, which PostgreSQL cannot store in JSON; remove NUL characters",
+                               reading.sensor_code)
         values = values.replace("\\", "\\\\")
     return (f"{reading.sensor_id}\t{reading.seq}\t{reading.device_time.isoformat()}\t{received_iso}\t{values}\t"
             f"{'t' if reading.time_replaced else 'f'}\t{'t' if reading.retained else 'f'}\n")
@@ -279,9 +282,6 @@ def prepare(messages, directory, now=None):
         received_at = message.received_at or now
         received_iso = received_at.isoformat()
         try:
-            if b"\\u0000" in message.payload:
-                raise PayloadError("payload contains \\u0000, which PostgreSQL cannot store in JSON; "
-                                   "remove NUL characters", message.topic_sensor)
             objects = split_payload(message.payload, message.topic_sensor)
         except PayloadError as error:
             dead_letters.append((message, error.sensor_code, str(error), message.payload))
@@ -289,12 +289,13 @@ def prepare(messages, directory, now=None):
         for obj in objects:
             try:
                 reading = parse_reading(obj, message, directory, received_at, max_future)
+                line = _copy_line(reading, received_iso)
             except PayloadError as error:
                 raw = json.dumps(obj, ensure_ascii=False) if len(objects) > 1 else message.payload
                 dead_letters.append((message, error.sensor_code, str(error), raw))
                 continue
             parsed.append(reading)
-            lines.append(_copy_line(reading, received_iso))
+            lines.append(line)
     return PreparedBatch(messages=messages, now=now, readings=parsed, dead_letters=dead_letters,
                          copy_text="".join(lines))
 

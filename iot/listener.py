@@ -196,15 +196,26 @@ class Listener:
             logger.info("iot listener stopped")
 
     def _prepare_loop(self, prepared):
-        """Collect and prepare batches for :meth:`run` until stopped and drained, then put None."""
+        """Collect and prepare batches for :meth:`run` until stopped and drained, then put None.
+
+        Once stopped, only the messages already received are drained: the
+        broker keeps sending as batches are acknowledged, so draining until
+        the inbox is empty might never end under load.
+        """
+        left_at_stop = None
         try:
             while True:
-                stopping = self._stop.is_set()
-                batch = self._collect(block=not stopping)
+                if left_at_stop is None and self._stop.is_set():
+                    left_at_stop = self._inbox.qsize()
+                if left_at_stop is not None and left_at_stop <= 0:
+                    break
+                batch = self._collect(block=left_at_stop is None, limit=left_at_stop)
                 if not batch:
-                    if stopping:
+                    if left_at_stop is not None:
                         break
                     continue
+                if left_at_stop is not None:
+                    left_at_stop -= len(batch)
                 result = self._prepare(batch)
                 if result is not LEAVE_UNACKNOWLEDGED:
                     prepared.put((batch, result))
@@ -240,7 +251,8 @@ class Listener:
                     s.messages, s.readings_stored, s.duplicates, s.rejected, s.time_replaced,
                     s.tickets_opened, s.batches)
 
-    def _collect(self, block=True):
+    def _collect(self, block=True, limit=None):
+        """Return the next batch from the inbox, of at most ``limit`` messages when given; [] when none came."""
         try:
             first = self._inbox.get(timeout=0.2) if block else self._inbox.get_nowait()
         except queue.Empty:
@@ -248,7 +260,8 @@ class Listener:
         batch = [first]
         size = len(first[4])
         deadline = time.monotonic() + self.batch_wait_s
-        while len(batch) < self.batch_messages and size < self.batch_bytes:
+        most = self.batch_messages if limit is None else min(limit, self.batch_messages)
+        while len(batch) < most and size < self.batch_bytes:
             try:
                 item = self._inbox.get_nowait()
             except queue.Empty:

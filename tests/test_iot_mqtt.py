@@ -15,6 +15,7 @@ from django.db import connection
 from django.utils import timezone
 
 from iot.broker import PrivateBroker
+from iot import listener as listener_module
 from iot.listener import Listener, sensor_from_topic
 from iot.models import Alarm, DeadLetter, Reading
 from tests.conftest import REPO_DIR
@@ -258,3 +259,49 @@ def test_bad_input_burst_fully_acknowledged(broker):
         listener.stop()
         thread.join(10)
     assert not thread.is_alive()
+
+
+def test_stop_ends_under_continuous_load(broker, monkeypatch):
+    make_sensor("HP-1", "hydrant_pressure")
+    real_store = listener_module.store
+
+    def slow_store(*args, **kwargs):
+        # Slower than the flood below, so the broker always has more to send.
+        time.sleep(0.05)
+        return real_store(*args, **kwargs)
+
+    monkeypatch.setattr(listener_module, "store", slow_store)
+    prefix = f"test/{uuid.uuid4().hex[:8]}"
+    listener = Listener(broker.url, client_id=f"test-{uuid.uuid4().hex[:8]}", prefix=prefix, batch_messages=20,
+                        batch_wait_ms=10, offline_check_s=0)
+    thread = threading.Thread(target=listener.run, daemon=True)
+    thread.start()
+    client = publisher(broker.port)
+    flooding = threading.Event()
+    flooding.set()
+
+    def flood():
+        seq = 0
+        while flooding.is_set():
+            seq += 1
+            client.publish(f"{prefix}/sensors/HP-1/reading",
+                           json.dumps(reading("HP-1", seq, timezone.now(), pressure_mpa=0.35)), qos=1)
+            time.sleep(0.0005)
+
+    flooder = threading.Thread(target=flood, daemon=True)
+    try:
+        assert listener.connected.wait(10), "listener did not connect"
+        time.sleep(0.3)
+        flooder.start()
+        wait_for(lambda: listener.stats.readings_stored > 200, 20, "the listener to store under load")
+        listener.stop()
+        thread.join(15)
+        stopped = not thread.is_alive()
+    finally:
+        flooding.clear()
+        flooder.join(5)
+        client.loop_stop()
+        client.disconnect()
+        listener.stop()
+        thread.join(10)
+    assert stopped

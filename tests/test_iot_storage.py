@@ -28,11 +28,15 @@ def test_values_with_backslashes_and_controls_round_trip():
 @pytest.mark.django_db
 def test_nul_character_dead_lettered():
     make_sensor("HP-1", "hydrant_pressure")
-    payload = b'{"sensor": "HP-1", "seq": 1, "device_time": 0, "values": {"pressure_mpa": 0.3, "tag": "a\\u0000"}}'
-    result = ingest([message(payload)], SensorDirectory())
+    batch = {"readings": [reading("HP-1", 1, T0, pressure_mpa=0.3, tag="a\x00"),
+                          reading("HP-1", 2, T0, pressure_mpa=0.3, tag="b")]}
+    result = store([batch])
+    letter = DeadLetter.objects.get()
     assert result.rejected == 1
-    assert DeadLetter.objects.get().reason.startswith("payload contains \\u0000")
-    assert Reading.objects.count() == 0
+    assert result.readings_stored == 1
+    assert letter.reason.startswith("values contain \\u0000")
+    assert letter.sensor_code == "HP-1"
+    assert list(Reading.objects.values_list("seq", flat=True)) == [2]
 
 
 @pytest.mark.django_db
