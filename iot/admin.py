@@ -1,4 +1,6 @@
+from django import forms
 from django.contrib.gis import admin
+from django.contrib.gis.db import models as gis_models
 
 from iot.models import Alarm, DeadLetter, Gateway, Sensor, SensorType
 
@@ -20,7 +22,10 @@ class GatewayAdmin(admin.ModelAdmin):
 
 
 @admin.register(Sensor)
-class SensorAdmin(admin.GISModelAdmin):
+class SensorAdmin(admin.ModelAdmin):
+    # The location as WKT or GeoJSON text, e.g. POINT(109.68 23.96): Django's
+    # map widget loads OpenLayers from a CDN, which intranets cannot reach.
+    formfield_overrides = {gis_models.PointField: {"widget": forms.TextInput(attrs={"size": 60})}}
     list_display = ["code", "sensor_type", "place", "grid_unit", "status", "last_seen_at", "active"]
     list_filter = ["sensor_type", "status", "active"]
     search_fields = ["code", "place", "address", "grid_unit__code", "grid_unit__name"]

@@ -6,11 +6,13 @@ labelled as the last known ones, never as current.
 """
 from folium.map import Layer
 from jinja2 import Template
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.translation import gettext as _
 
-from iot.models import Alarm, Sensor, SensorStatus
+from gridmap.models import GridUnit
+from iot.models import Alarm, AlarmKind, Sensor, SensorStatus
 from iot.rules import is_offline
 
 STATUS_COLOURS = {
@@ -21,12 +23,23 @@ STATUS_COLOURS = {
 }
 
 
+def in_units(sensors, unit_ids):
+    """Limit the queryset ``sensors`` to the grid units ``unit_ids``.
+
+    A sensor without a unit counts as inside the units that cover its
+    location, so sensors installed before their grid was imported still
+    show on their grid head's map.
+    """
+    covering = GridUnit.objects.filter(pk__in=unit_ids, geom__covers=OuterRef("location"))
+    return sensors.filter(Q(grid_unit__in=unit_ids) | (Q(grid_unit__isnull=True) & Q(Exists(covering))))
+
+
 def sensor_features(now=None, unit_ids=None):
     """Return a GeoJSON FeatureCollection of active sensors, limited to the grid units ``unit_ids`` when given."""
     now = now or timezone.now()
     sensors = Sensor.objects.filter(active=True).select_related("sensor_type", "grid_unit").order_by("code")
     if unit_ids is not None:
-        sensors = sensors.filter(grid_unit__in=unit_ids)
+        sensors = in_units(sensors, unit_ids)
     sensors = list(sensors)
     alarms = {}
     for alarm in (Alarm.objects.filter(sensor__in=sensors, cleared_at__isnull=True)
@@ -37,7 +50,18 @@ def sensor_features(now=None, unit_ids=None):
     for sensor in sensors:
         offline = sensor.status == SensorStatus.OFFLINE or (sensor.last_seen_at is not None and
                                                             is_offline(sensor, now))
-        status = SensorStatus.OFFLINE if offline else SensorStatus(sensor.status)
+        # An open alarm outranks silence: a smoke detector that alarmed and
+        # then fell silent is shown in alarm, with the silence in its label.
+        in_alarm = any(alarm.kind != AlarmKind.OFFLINE for alarm in alarms.get(sensor.id, []))
+        if in_alarm:
+            status = SensorStatus.ALARM
+        elif offline:
+            status = SensorStatus.OFFLINE
+        else:
+            status = SensorStatus(sensor.status)
+        status_label = str(status.label)
+        if in_alarm and offline:
+            status_label = _("%(status)s(设备已离线)") % {"status": status_label}
         features.append({
             "type": "Feature",
             "geometry": {"type": "Point", "coordinates": [sensor.location.x, sensor.location.y]},
@@ -47,7 +71,8 @@ def sensor_features(now=None, unit_ids=None):
                 "place": sensor.place,
                 "grid_code": sensor.grid_unit.code if sensor.grid_unit else "",
                 "status": status.value,
-                "status_label": str(status.label),
+                "status_label": status_label,
+                "offline": offline,
                 "last_seen_at": sensor.last_seen_at.isoformat() if sensor.last_seen_at else None,
                 # Offline sensors get no current reading; the last known one is kept apart.
                 "current_values": None if offline else sensor.last_values,

@@ -155,12 +155,15 @@ class Reading(models.Model):
     whose per-row check cost a third of each insert. In its place the
     intake checks the batch's sensors under the rules lock before writing,
     and a trigger on ``iot_sensor`` takes the same lock and deletes the
-    readings of a deleted sensor (migration 0003), so no reading outlives
-    its sensor.
+    readings of every deleted sensor (migration 0003), so no reading
+    outlives its sensor.
     """
 
     pk = models.CompositePrimaryKey("sensor", "seq")
-    sensor = models.ForeignKey(Sensor, on_delete=models.CASCADE, related_name="readings", db_index=False,
+    # DO_NOTHING: the trigger deletes a sensor's readings, so Django neither
+    # loads them to delete them nor lists thousands on the admin's
+    # confirmation page.
+    sensor = models.ForeignKey(Sensor, on_delete=models.DO_NOTHING, related_name="readings", db_index=False,
                                db_constraint=False)
     seq = models.BigIntegerField(_("序号"))
     device_time = models.DateTimeField(_("设备时间"))

@@ -204,8 +204,9 @@ def apply_readings(readings, now=None):
     One transaction-level advisory lock serialises rule evaluation, so the
     listener and the HTTP endpoint can run at once without lost state. A
     sensor row is written back when its rule state or status changed, or
-    when its stored receipt time is ``STATE_REFRESH_S`` old; the sensor map
-    may therefore show a last reading up to that many seconds old.
+    when its stored receipt time or device time is ``STATE_REFRESH_S``
+    behind; the sensor map may therefore show a last reading up to that
+    many seconds old.
     """
     now = now or timezone.now()
     live = [r for r in readings if not r.retained]
@@ -239,8 +240,11 @@ def apply_readings(readings, now=None):
             evaluation.clear(AlarmKind.OFFLINE, now)
         last_seen_at = max(r.received_at for r in by_sensor[sensor.id])
         status = _sensor_status(evaluation)
+        # Stale by receipt time for live streams, or by device time for a
+        # burst (a replay or a gateway's backlog) received within seconds.
         stale = (sensor.last_seen_at is None or sensor.last_device_time is None
-                 or (last_seen_at - sensor.last_seen_at).total_seconds() >= STATE_REFRESH_S)
+                 or (last_seen_at - sensor.last_seen_at).total_seconds() >= STATE_REFRESH_S
+                 or (newest - sensor.last_device_time).total_seconds() >= STATE_REFRESH_S)
         if stale or evaluation.state != sensor.rule_state or status != sensor.status:
             changed.append(sensor)
         sensor.last_device_time = newest

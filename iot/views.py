@@ -6,8 +6,8 @@ from django.utils import timezone
 
 from gridmap.dispatch import units_for_head
 from gridmap.roles import Role, has_role, role_required
-from iot.maplayer import sensor_layer
-from iot.models import Alarm
+from iot.maplayer import in_units, sensor_layer
+from iot.models import Alarm, Sensor
 # NOTE: webmap sits above this app in the layering; its asset helpers belong
 # in a lower shared module so this page need not import upwards.
 from webmap.assets import LEAFLET_CSS, LEAFLET_JS, check_local_assets, use_local_assets
@@ -56,7 +56,7 @@ def sensor_map(request):
             counts[status] += 1
     open_alarms = Alarm.objects.filter(cleared_at__isnull=True, sensor__active=True)
     if unit_ids is not None:
-        open_alarms = open_alarms.filter(sensor__grid_unit__in=unit_ids)
+        open_alarms = open_alarms.filter(sensor__in=in_units(Sensor.objects.all(), unit_ids))
     open_alarms = open_alarms.select_related("sensor", "ticket").order_by("-opened_at")[:50]
     return render(request, "iot/sensor_map.html", {
         "header_html": figure.header.render(), "body_html": figure.html.render(),

@@ -180,6 +180,29 @@ def test_map_shows_silent_sensor_offline_without_value():
     assert silent["last_known_values"] == {"pressure_mpa": 0.35}
 
 
+def test_burst_keeps_sensor_state_current():
+    make_sensor("HP-1", "hydrant_pressure", interval_s=60)
+    # A gateway's backlog: an hour of readings received within a second.
+    for index, value in enumerate([0.35, 0.34, 0.33]):
+        feed(series("HP-1", T0 + timedelta(minutes=30 * index), 60, [value], "pressure_mpa", first_seq=index + 1),
+             now=NOW + timedelta(milliseconds=100 * index))
+    sensor = Sensor.objects.get()
+    assert sensor.last_values == {"pressure_mpa": 0.33}
+    assert sensor.last_device_time == T0 + timedelta(hours=1)
+
+
+def test_map_shows_silent_alarm_in_alarm():
+    make_sensor("SD-1", "smoke_detector", interval_s=60)
+    feed(series("SD-1", T0, 60, [True], "smoke"), now=T0)
+    rules.check_offline(now=T0 + timedelta(seconds=200))
+    silent = sensor_features(now=T0 + timedelta(seconds=200))["features"][0]["properties"]
+    assert silent["status"] == "alarm"
+    assert silent["offline"] is True
+    assert silent["status_label"] == "告警(设备已离线)"
+    assert silent["current_values"] is None
+    assert [alarm["kind"] for alarm in silent["open_alarms"]] == ["smoke", "offline"]
+
+
 def test_sensor_that_never_reported_goes_offline():
     make_sensor("HP-9", "hydrant_pressure", interval_s=60)
     opened = rules.check_offline(now=NOW)

@@ -161,6 +161,9 @@ def test_grid_head_sees_only_own_grids(client):
     from gridmap.models import GridUnit
 
     head = make_user("gh", Role.GRID_HEAD)
+    # Installed before any grid was imported, so it has no unit.
+    make_sensor("HP-0", "hydrant_pressure")
+    make_sensor("HP-9", "hydrant_pressure", location=Point(110.5, 24.5, srid=4326))
     square = MultiPolygon(Polygon.from_bbox((109.6, 23.9, 109.7, 24.0)), srid=4326)
     community = GridUnit.objects.create(code="C-1", name="社区一", level=2, head=head, geom=square)
     building = GridUnit.objects.create(code="B-1", name="楼栋一", level=3, parent=community, geom=square)
@@ -169,7 +172,7 @@ def test_grid_head_sees_only_own_grids(client):
         make_sensor(code, "hydrant_pressure", grid_unit=unit)
     client.force_login(head)
     features = client.get(reverse("iot:sensor-geojson")).json()["features"]
-    assert sorted(f["properties"]["code"] for f in features) == ["HP-1", "HP-2"]
+    assert sorted(f["properties"]["code"] for f in features) == ["HP-0", "HP-1", "HP-2"]
 
 
 def test_sensor_placed_in_smallest_unit():
@@ -186,3 +189,17 @@ def test_sensor_placed_in_smallest_unit():
     assert chosen.grid_unit == community
     assert placed.grid_unit == building
     assert outside.grid_unit is None
+
+
+def test_sensor_admin_pages_load_nothing_remote(client):
+    from django.contrib.auth.models import User
+
+    sensor = make_sensor("HP-1", "hydrant_pressure")
+    ingest([message(r) for r in series("HP-1", T0, 60, [0.35, 0.34, 0.36], "pressure_mpa")], SensorDirectory())
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "x"))
+    change = client.get(reverse("admin:iot_sensor_change", args=[sensor.pk])).content.decode()
+    delete = client.get(reverse("admin:iot_sensor_delete", args=[sensor.pk])).content.decode()
+    assert "POINT (109.684 23.96)" in change
+    assert "cdn." not in change
+    assert "Reading object" not in delete
+    assert "读数" not in delete
