@@ -4,6 +4,8 @@ A sensor silent for its offline interval count is shown as offline even
 before the listener's offline check has run, and its last values are then
 labelled as the last known ones, never as current.
 """
+import json
+
 from folium.map import Layer
 from jinja2 import Template
 from django.db.models import Exists, OuterRef, Q
@@ -78,6 +80,7 @@ def sensor_features(now=None, unit_ids=None):
                 "current_values": None if offline else sensor.last_values,
                 "last_known_values": sensor.last_values,
                 "unit": sensor.sensor_type.unit,
+                "value_key": sensor.sensor_type.value_key,
                 "open_alarms": [
                     {"kind": alarm.kind, "label": str(alarm.get_kind_display()),
                      "severity": alarm.severity, "opened_at": alarm.opened_at.isoformat(),
@@ -89,8 +92,26 @@ def sensor_features(now=None, unit_ids=None):
     return {"type": "FeatureCollection", "features": features}
 
 
-def _format_values(values):
-    return "、".join(f"{escape(key)}={escape(value)}" for key, value in (values or {}).items())
+def _format_value(value):
+    if value is True:
+        return _("是")
+    if value is False:
+        return _("否")
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _format_values(values, value_key="", unit=""):
+    """Return escaped ``key=value`` pairs, with the unit after the value the sensor's rule reads."""
+    pairs = []
+    for key, value in (values or {}).items():
+        text = _format_value(value)
+        if key == value_key and unit:
+            text = f"{text} {unit}"
+        pairs.append(f"{escape(key)}={escape(text)}")
+    # Translators: separator between the values of one reading.
+    return _("、").join(pairs)
 
 
 def _popup_html(properties):
@@ -105,9 +126,11 @@ def _popup_html(properties):
     rows.append((_("最近接收"), escape(timezone.localtime(
         timezone.datetime.fromisoformat(last_seen)).strftime("%Y-%m-%d %H:%M:%S")) if last_seen else _("从未上报")))
     if properties["current_values"] is not None:
-        rows.append((_("当前读数"), _format_values(properties["current_values"])))
+        rows.append((_("当前读数"), _format_values(properties["current_values"], properties["value_key"],
+                                                   properties["unit"])))
     elif properties["last_known_values"]:
-        rows.append((_("离线前最后读数"), _format_values(properties["last_known_values"])))
+        rows.append((_("离线前最后读数"), _format_values(properties["last_known_values"], properties["value_key"],
+                                                      properties["unit"])))
     for alarm in properties["open_alarms"]:
         rows.append((_("未解除告警"), escape(f"{alarm['label']} {alarm['ticket'] or ''}")))
     return "<table class='sensor-popup'>" + "".join(

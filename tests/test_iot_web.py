@@ -203,3 +203,14 @@ def test_sensor_admin_pages_load_nothing_remote(client):
     assert "cdn." not in change
     assert "Reading object" not in delete
     assert "读数" not in delete
+
+
+def test_popup_values_with_unit_and_words():
+    make_sensor("HP-1", "hydrant_pressure")
+    make_sensor("LR-1", "lane_radar")
+    ingest([message(reading("HP-1", 1, T0, pressure_mpa=0.35)), message(reading("LR-1", 1, T0, occupied=False))],
+           SensorDirectory(), now=T0)
+    popups = {feature["properties"]["code"]: feature["properties"]["popup_html"]
+              for feature in sensor_layer(now=T0)[1]["features"]}
+    assert "pressure_mpa=0.35 MPa" in popups["HP-1"]
+    assert "occupied=否" in popups["LR-1"]
