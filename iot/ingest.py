@@ -43,6 +43,8 @@ SEQ_MAX = 2**63 - 1
 UNIX_SECONDS_MAX = 253_402_300_800
 # Rejections logged one by one per batch; the rest are counted in one line.
 MAX_LOGGED_REJECTIONS = 20
+# NULL in COPY's text format.
+COPY_NULL = "\\N"
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class ParsedReading:
     values: dict
     time_replaced: bool
     retained: bool
+    # The device time as sent, when it was replaced by the receipt time.
+    sent_device_time: datetime = None
 
 
 @dataclass
@@ -202,10 +206,10 @@ def parse_reading(obj, message, directory, received_at, max_future):
     values = obj.get("values")
     _check_values(values, info)
 
-    time_replaced = device_time > max_future or device_time < info.installed_at
-    if time_replaced:
-        device_time = received_at
-    return ParsedReading(info.id, code, seq, device_time, received_at, values, time_replaced, message.retained)
+    if device_time > max_future or device_time < info.installed_at:
+        return ParsedReading(info.id, code, seq, received_at, received_at, values, True, message.retained,
+                             device_time)
+    return ParsedReading(info.id, code, seq, device_time, received_at, values, False, message.retained)
 
 
 def split_payload(payload, topic_sensor=""):
@@ -251,7 +255,8 @@ def _copy_line(reading, received_iso):
                                reading.sensor_code)
         values = values.replace("\\", "\\\\")
     return (f"{reading.sensor_id}\t{reading.seq}\t{reading.device_time.isoformat()}\t{received_iso}\t{values}\t"
-            f"{'t' if reading.time_replaced else 'f'}\t{'t' if reading.retained else 'f'}\n")
+            f"{'t' if reading.time_replaced else 'f'}\t{'t' if reading.retained else 'f'}\t"
+            f"{reading.sent_device_time.isoformat() if reading.sent_device_time else COPY_NULL}\n")
 
 
 @dataclass
@@ -303,12 +308,13 @@ def prepare(messages, directory, now=None):
 # Raw SQL because bulk_create can neither use COPY, the fastest way in, nor
 # skip existing keys and report the new rows, which the stage table with
 # INSERT ... ON CONFLICT DO NOTHING RETURNING does in three round trips.
-READING_COLUMNS = 'sensor_id, seq, device_time, received_at, "values", time_replaced, retained'
+READING_COLUMNS = ('sensor_id, seq, device_time, received_at, "values", time_replaced, retained, '
+                   "sent_device_time")
 COPY_DIRECT_SQL = f"COPY iot_reading ({READING_COLUMNS}) FROM STDIN"
 STAGE_SQL = """
     CREATE TEMP TABLE IF NOT EXISTS iot_reading_stage (
         sensor_id bigint, seq bigint, device_time timestamptz, received_at timestamptz,
-        "values" jsonb, time_replaced boolean, retained boolean
+        "values" jsonb, time_replaced boolean, retained boolean, sent_device_time timestamptz
     ) ON COMMIT DELETE ROWS
 """
 COPY_STAGE_SQL = f"COPY iot_reading_stage ({READING_COLUMNS}) FROM STDIN"

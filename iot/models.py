@@ -172,6 +172,8 @@ class Reading(models.Model):
     # Set when the device time was in the future or before installation and
     # the receipt time was stored in its place.
     time_replaced = models.BooleanField(_("设备时间已替换"), default=False)
+    # The device time as sent, kept when it was replaced.
+    sent_device_time = models.DateTimeField(_("设备原报时间"), null=True, blank=True)
     retained = models.BooleanField(_("保留消息"), default=False)
 
     class Meta:

@@ -64,6 +64,7 @@ def test_future_device_time_replaced_and_flagged(hydrant):
     assert result.time_replaced == 1
     assert stored.device_time == NOW
     assert stored.time_replaced is True
+    assert stored.sent_device_time == NOW + timedelta(minutes=5)
 
 
 def test_small_clock_skew_accepted(hydrant):
@@ -71,6 +72,7 @@ def test_small_clock_skew_accepted(hydrant):
     stored = Reading.objects.get()
     assert stored.device_time == NOW + timedelta(seconds=30)
     assert stored.time_replaced is False
+    assert stored.sent_device_time is None
 
 
 def test_time_before_installation_replaced(hydrant):
@@ -78,6 +80,7 @@ def test_time_before_installation_replaced(hydrant):
     stored = Reading.objects.get()
     assert stored.device_time == NOW
     assert stored.time_replaced is True
+    assert stored.sent_device_time == INSTALLED_AT - timedelta(days=1)
 
 
 def test_unix_seconds_and_naive_local_time(hydrant):

@@ -2,6 +2,7 @@
 import re
 import threading
 import time
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -47,6 +48,17 @@ def test_known_key_falls_back_to_stage():
     assert again.readings_stored == 2
     assert again.duplicates == 1
     assert sorted(Reading.objects.values_list("seq", flat=True)) == [1, 2, 3]
+
+
+@pytest.mark.django_db
+def test_stage_path_keeps_sent_device_time():
+    make_sensor("HP-1", "hydrant_pressure")
+    future = T0 + timedelta(days=400)
+    store([reading("HP-1", 1, T0, pressure_mpa=0.3)])
+    store([reading("HP-1", seq, future, pressure_mpa=0.3) for seq in (1, 2)])
+    stored = Reading.objects.get(seq=2)
+    assert stored.time_replaced is True
+    assert stored.sent_device_time == future
 
 
 @pytest.mark.django_db
