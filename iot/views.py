@@ -8,9 +8,7 @@ from gridmap.dispatch import units_for_head
 from gridmap.roles import Role, has_role, role_required
 from iot.maplayer import in_units, sensor_layer
 from iot.models import Alarm, Sensor
-# NOTE: webmap sits above this app in the layering; its asset helpers belong
-# in a lower shared module so this page need not import upwards.
-from webmap.assets import LEAFLET_CSS, LEAFLET_JS, check_local_assets, use_local_assets
+from spatial.leaflet import LEAFLET_CSS, LEAFLET_JS, check_local_assets, use_local_assets
 
 SENSOR_MAP_ROLES = (Role.PLANNER, Role.GRID_HEAD, Role.LEADER, Role.ADMIN)
 DEFAULT_CENTER = [23.75, 109.22]

@@ -1,7 +1,7 @@
 """Pages of the routing app: a grid head's patrol route and the planners' station coverage.
 
 Both pages draw with the locally served Leaflet files and the basemap that
-webmap.assets resolves. Map data goes to the page through json_script and
+spatial.leaflet resolves. Map data goes to the page through json_script and
 is inserted as text, so user text never becomes HTML.
 """
 import h3
@@ -20,10 +20,7 @@ from routing.gpx import patrol_gpx
 from routing.models import FireStation
 from routing.patrol import gather_candidates, graph_area, patrol_start, plan_patrol
 from routing.registry import current_network
-# The pages reuse webmap's basemap resolution and masking rules.
-# NOTE: webmap sits above this app in the layering; its asset helpers belong
-# in a lower shared module so this page need not import upwards.
-from webmap.assets import resolve_basemap
+from spatial.leaflet import resolve_basemap
 from spatial.privacy import mask_personal_numbers
 
 PATROL_ROLES = (Role.GRID_HEAD, Role.ADMIN)

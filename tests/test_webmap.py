@@ -16,9 +16,9 @@ from django.urls import reverse
 from folium.plugins import MarkerCluster
 
 from gridmap.roles import Role, can_see_personal_data, has_role, user_roles
+from spatial.leaflet import check_local_assets
 from spatial.models import HotspotCell, HotspotLabel, HotspotRun, ImportBatch, Ticket, TicketSource
 from spatial.taxonomy import Category
-from webmap.assets import check_local_assets
 from webmap.layers import (
     FIT_MAX_ZOOM,
     cell_polygon,

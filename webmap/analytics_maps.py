@@ -13,8 +13,8 @@ from folium.map import FitBounds
 from django.utils.html import escape
 from django.utils.translation import gettext
 
+from spatial.leaflet import LEAFLET_CSS, LEAFLET_JS, check_local_assets, resolve_basemap, use_local_assets
 from spatial.models import EmergingLabel, ZoneType
-from webmap.assets import LEAFLET_CSS, LEAFLET_JS, check_local_assets, resolve_basemap, use_local_assets
 from webmap.layers import cell_polygon
 
 ZONE_COLORS = {

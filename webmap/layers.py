@@ -17,9 +17,9 @@ from folium.elements import MacroElement
 from folium.plugins import HeatMap, MarkerCluster
 from folium.template import Template
 
+from spatial.leaflet import HEAT_JS, MARKER_CLUSTER_CSS, MARKER_CLUSTER_JS, use_local_assets
 from spatial.models import HotspotLabel, TicketStatus
 from spatial.taxonomy import Category
-from webmap.assets import HEAT_JS, MARKER_CLUSTER_CSS, MARKER_CLUSTER_JS, use_local_assets
 from spatial.privacy import mask_name, mask_personal_numbers, mask_phone
 from webmap.queries import SHANGHAI
 

@@ -17,10 +17,10 @@ from django.utils.translation import gettext
 
 from iot.maplayer import sensor_layer
 from spatial.analysis import gistar, hotspots
+from spatial.leaflet import LEAFLET_CSS, LEAFLET_JS, check_local_assets, resolve_basemap, use_local_assets
 from spatial.models import HotspotRun, TicketSource
 from spatial.taxonomy import Category
 from webmap import layers, queries
-from webmap.assets import LEAFLET_CSS, LEAFLET_JS, check_local_assets, resolve_basemap, use_local_assets
 
 logger = logging.getLogger(__name__)
 

@@ -5,6 +5,9 @@ element used here gets Django static-file URLs instead; the files come from
 node_modules/ through STATICFILES_DIRS. jQuery, Bootstrap and the awesome-
 markers files that folium.Map lists are left out: folium needs jQuery only for
 folium.Popup and Map.keep_in_front, which these maps do not use.
+
+The module sits in spatial, the bottom layer, so that the pages of webmap,
+routing and iot can all use it without importing upwards.
 """
 import logging
 from dataclasses import dataclass
@@ -64,7 +67,7 @@ def check_local_assets(figure):
         if isinstance(child, (JavascriptLink, CssLink)) and not child.url.startswith(static_prefix):
             raise ImproperlyConfigured(
                 f"map asset {child.url!r} is not served from {static_prefix!r}; "
-                "give the folium element local files with webmap.assets.use_local_assets()"
+                "give the folium element local files with spatial.leaflet.use_local_assets()"
             )
 
 
