@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import chinese_calendar
 from django.conf import settings
 
-from gridmap.models import DeadlineRule, Milestone, TimeUnit
+from gridmap.models import DeadlineRule, Milestone, TimeUnit, keywords_match
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +77,7 @@ def matching_rule(ticket, handling, rules=None):
     for rule in rules:
         if rule.category and rule.category != ticket.category:
             continue
-        keywords = rule.keyword_list()
-        if keywords and not any(word.lower() in text for word in keywords):
+        if not keywords_match(rule.keywords, text):
             continue
         if rule.property_only and not falls_to_property:
             continue

@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 
 from gridmap import deadlines, notify, workflow
 from gridmap.models import (EventKind, GridLevel, GridPlacement, GridUnit, NotificationKind, PlacementMethod,
-                            RoutingRule, TicketEvent, TicketHandling)
+                            RoutingRule, TicketEvent, TicketHandling, keywords_match)
 from spatial.models import TicketStatus
 
 logger = logging.getLogger(__name__)
@@ -188,8 +188,7 @@ def match_rule(ticket, rules=None):
     for rule in rules:
         if rule.category and rule.category != ticket.category:
             continue
-        keywords = rule.keyword_list()
-        if keywords and not any(word.lower() in text for word in keywords):
+        if not keywords_match(rule.keywords, text):
             continue
         if rule.zone is not None and (ticket.location is None or not rule.zone.intersects(ticket.location)):
             continue

@@ -139,10 +139,13 @@ class Department(models.Model):
         return self.name
 
 
-def split_keywords(text):
-    """Return the keywords of a rule's comma- or 、-separated text, without blanks."""
-    text = text.replace(",", ",").replace("、", ",")
-    return [word.strip() for word in text.split(",") if word.strip()]
+def keywords_match(keywords, text):
+    """Return True when ``keywords`` (comma- or 、-separated) is blank or one of them occurs in ``text``.
+
+    ``text`` is expected lower-cased; the keywords are compared lower-cased.
+    """
+    words = [word.strip() for word in keywords.replace(",", ",").replace("、", ",").split(",") if word.strip()]
+    return not words or any(word.lower() in text for word in words)
 
 
 class RoutingRule(models.Model):
@@ -175,9 +178,6 @@ class RoutingRule(models.Model):
 
     def __str__(self):
         return self.name
-
-    def keyword_list(self):
-        return split_keywords(self.keywords)
 
 
 class Milestone(models.TextChoices):
@@ -219,9 +219,6 @@ class DeadlineRule(models.Model):
 
     def __str__(self):
         return self.name
-
-    def keyword_list(self):
-        return split_keywords(self.keywords)
 
 
 class Card(models.TextChoices):

@@ -260,8 +260,8 @@ class Listener:
         batch = [first]
         size = len(first[4])
         deadline = time.monotonic() + self.batch_wait_s
-        most = self.batch_messages if limit is None else min(limit, self.batch_messages)
-        while len(batch) < most and size < self.batch_bytes:
+        max_messages = self.batch_messages if limit is None else min(limit, self.batch_messages)
+        while len(batch) < max_messages and size < self.batch_bytes:
             try:
                 item = self._inbox.get_nowait()
             except queue.Empty:

@@ -4,9 +4,10 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group, User
-from django.contrib.gis.geos import Point
+from django.contrib.gis.geos import MultiPolygon, Point, Polygon
 from django.urls import reverse
 
+from gridmap.models import GridUnit
 from gridmap.roles import Role
 from iot.gateways import issue_key
 from iot.ingest import SensorDirectory, ingest
@@ -16,6 +17,12 @@ from tests.test_iot_support import T0, make_sensor, message, reading, series
 
 pytestmark = pytest.mark.django_db
 API = "/iot/api/readings"
+
+
+def grid_unit(code, level, **fields):
+    """Create a grid unit covering the test sensors' default location."""
+    square = MultiPolygon(Polygon.from_bbox((109.6, 23.9, 109.7, 24.0)), srid=4326)
+    return GridUnit.objects.create(code=code, name=code, level=level, geom=square, **fields)
 
 
 def post(client, body, key):
@@ -121,12 +128,7 @@ def test_sensor_map_anonymous_redirected(client):
 
 
 def test_sensor_map_shows_status_and_escapes(client):
-    from django.contrib.gis.geos import MultiPolygon, Polygon
-
-    from gridmap.models import GridUnit
-
-    square = MultiPolygon(Polygon.from_bbox((109.6, 23.9, 109.7, 24.0)), srid=4326)
-    GridUnit.objects.create(code="<i>G-1</i>", name="社区一", level=2, geom=square)
+    grid_unit("<i>G-1</i>", level=2)
     make_sensor("SD-1", "smoke_detector", place="<script>alert(1)</script>仓库")
     make_sensor("HP-1", "hydrant_pressure")
     ingest([message(r) for r in series("SD-1", T0, 10, [True], "smoke")], SensorDirectory(),
@@ -156,18 +158,13 @@ def test_sensor_geojson_properties(client):
 
 
 def test_grid_head_sees_only_own_grids(client):
-    from django.contrib.gis.geos import MultiPolygon, Polygon
-
-    from gridmap.models import GridUnit
-
     head = make_user("gh", Role.GRID_HEAD)
     # Installed before any grid was imported, so it has no unit.
     make_sensor("HP-0", "hydrant_pressure")
     make_sensor("HP-9", "hydrant_pressure", location=Point(110.5, 24.5, srid=4326))
-    square = MultiPolygon(Polygon.from_bbox((109.6, 23.9, 109.7, 24.0)), srid=4326)
-    community = GridUnit.objects.create(code="C-1", name="社区一", level=2, head=head, geom=square)
-    building = GridUnit.objects.create(code="B-1", name="楼栋一", level=3, parent=community, geom=square)
-    other = GridUnit.objects.create(code="C-2", name="社区二", level=2, geom=square)
+    community = grid_unit("C-1", level=2, head=head)
+    building = grid_unit("B-1", level=3, parent=community)
+    other = grid_unit("C-2", level=2)
     for code, unit in (("HP-1", community), ("HP-2", building), ("HP-3", other)):
         make_sensor(code, "hydrant_pressure", grid_unit=unit)
     client.force_login(head)
@@ -176,13 +173,8 @@ def test_grid_head_sees_only_own_grids(client):
 
 
 def test_sensor_placed_in_smallest_unit():
-    from django.contrib.gis.geos import MultiPolygon, Polygon
-
-    from gridmap.models import GridUnit
-
-    square = MultiPolygon(Polygon.from_bbox((109.6, 23.9, 109.7, 24.0)), srid=4326)
-    community = GridUnit.objects.create(code="C-1", name="社区一", level=2, geom=square)
-    building = GridUnit.objects.create(code="B-1", name="楼栋一", level=3, parent=community, geom=square)
+    community = grid_unit("C-1", level=2)
+    building = grid_unit("B-1", level=3, parent=community)
     chosen = make_sensor("HP-1", "hydrant_pressure", grid_unit=community)
     placed = make_sensor("HP-2", "hydrant_pressure")
     outside = make_sensor("HP-3", "hydrant_pressure", location=Point(110.5, 24.5, srid=4326))
@@ -192,8 +184,6 @@ def test_sensor_placed_in_smallest_unit():
 
 
 def test_sensor_admin_pages_load_nothing_remote(client):
-    from django.contrib.auth.models import User
-
     sensor = make_sensor("HP-1", "hydrant_pressure")
     ingest([message(r) for r in series("HP-1", T0, 60, [0.35, 0.34, 0.36], "pressure_mpa")], SensorDirectory())
     client.force_login(User.objects.create_superuser("root", "root@example.com", "x"))
